@@ -1,0 +1,106 @@
+"""Audio in: read any file soundfile can, mix to mono, resample (soxr), trim silence, fix length.
+
+Every problem with a file is raised as `AudioError` with the file's name and the problem in one line.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+
+from spoken_digits.config import AudioConfig
+from spoken_digits.errors import AudioError
+
+SILENCE_PEAK = 1e-4  # a clip whose loudest sample is below -80 dBFS is treated as silent
+MIN_RATE = 1000  # Hz; lower rates cannot carry speech and are almost certainly a broken header
+
+
+def read_audio(path: str | os.PathLike[str], sr: int, *, max_duration: float = 30.0) -> np.ndarray:
+    """Read `path` as float32 mono at `sr` Hz, shape (samples,).
+
+    Raises AudioError for a missing, empty, unreadable, over-long, non-finite or silent file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if not path.is_file():
+        raise AudioError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: file is empty (0 bytes)")
+    try:
+        with sf.SoundFile(path) as f:
+            rate, frames = f.samplerate, f.frames
+            if rate < MIN_RATE:
+                raise AudioError(f"{path}: unusable sample rate {rate} Hz (need >= {MIN_RATE} Hz)")
+            if frames > max_duration * rate:
+                raise AudioError(
+                    f"{path}: {frames / rate:.1f} s of audio is over the {max_duration:g} s limit"
+                )
+            data = f.read(dtype="float32", always_2d=True)  # (samples, channels)
+    except sf.LibsndfileError as exc:
+        raise AudioError(f"{path}: not a readable audio file ({exc.error_string})") from None
+    except (RuntimeError, TypeError, ValueError) as exc:  # soundfile's other ways to reject a file
+        raise AudioError(f"{path}: not a readable audio file ({exc})") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: contains no audio samples")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: contains NaN or infinite samples")
+    mono = data.mean(axis=1, dtype=np.float32)
+    peak = float(np.abs(mono).max())
+    if peak < SILENCE_PEAK:
+        level = "digital silence" if peak == 0 else f"peak {20 * math.log10(peak):.0f} dBFS"
+        raise AudioError(f"{path}: audio is silent ({level})")
+    if rate != sr:
+        mono = soxr.resample(mono, rate, sr, quality="HQ").astype(np.float32, copy=False)
+    return mono
+
+
+def trim_silence(y: np.ndarray, sr: int, top_db: float) -> np.ndarray:
+    """Drop leading and trailing audio whose 25 ms RMS is more than `top_db` below the loudest frame."""
+    frame, hop = max(1, round(0.025 * sr)), max(1, round(0.010 * sr))
+    if len(y) <= frame:
+        return y
+    starts = np.arange(0, len(y) - frame + 1, hop)
+    windows = np.lib.stride_tricks.sliding_window_view(y, frame)[starts]  # (n_frames, frame)
+    rms_db = 10 * np.log10(np.maximum(np.mean(windows**2, axis=1), 1e-20))
+    loud = np.flatnonzero(rms_db > rms_db.max() - top_db)
+    return y[starts[loud[0]] : starts[loud[-1]] + frame]
+
+
+def fix_length(y: np.ndarray, n: int) -> np.ndarray:
+    """Zero-pad at the end or cut the end so that len(y) == n (as librosa.util.fix_length)."""
+    if len(y) >= n:
+        return y[:n]
+    return np.pad(y, (0, n - len(y)))
+
+
+def prepare(y: np.ndarray, cfg: AudioConfig) -> np.ndarray:
+    """Apply the config's silence trim and length rule to one mono waveform at cfg.sr."""
+    if cfg.trim_db is not None:
+        y = trim_silence(y, cfg.sr, cfg.trim_db)
+    if cfg.n_samples is not None:
+        y = fix_length(y, cfg.n_samples)
+    return y
+
+
+def load(path: str | os.PathLike[str], cfg: AudioConfig) -> np.ndarray:
+    """Read one file and prepare it as `cfg` says: the single path from file to model waveform."""
+    return prepare(read_audio(path, cfg.sr, max_duration=cfg.max_duration), cfg)
+
+
+def batch(waves: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack waveforms into a zero-padded (N, L_max) float32 tensor and their lengths (N,)."""
+    if not waves:
+        raise AudioError("no audio to batch")
+    lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
+    out = torch.zeros(len(waves), int(lengths.max()), dtype=torch.float32)
+    for i, w in enumerate(waves):
+        out[i, : len(w)] = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
+    return out, lengths

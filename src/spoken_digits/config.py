@@ -1,0 +1,193 @@
+"""Typed run configuration: dataclasses with the seed's values as defaults, and the named presets.
+
+A run's whole configuration is one `RunConfig`; it is printed, saved as `config.json` and stored
+in the checkpoint, so `predict` rebuilds exactly the features a model was trained on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from spoken_digits.errors import ParameterError
+
+
+class Scale(StrEnum):
+    """How mel power is presented to the model."""
+
+    POWER = "power"  # raw mel power, as the seed fed it
+    DB = "db"  # 10*log10 per clip, relative to the clip's peak, floored at -top_db
+
+
+class SplitName(StrEnum):
+    """Ways to divide FSDD into training and test clips."""
+
+    OFFICIAL = "official"  # takes 0-4 test, 5-49 train (speakers shared)
+    RANDOM = "random"  # stratified by digit, seeded
+    LOSO = "loso"  # leave one speaker out: whole speakers held out
+    ALL = "all"  # train on everything (a deployable model; no test set)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ParameterError(message)
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """How a file becomes a waveform: rate, silence trimming and length rule."""
+
+    sr: int = 8000
+    duration: float | None = 0.5  # seconds to zero-pad/trim to; None keeps true lengths
+    trim_db: float | None = None  # trim edges quieter than this many dB below the peak
+    max_duration: float = 30.0  # longest audio read from a file, in seconds (caps memory)
+
+    def __post_init__(self) -> None:
+        _check(1000 <= self.sr <= 192_000, f"sr must be in 1000..192000 Hz, got {self.sr}")
+        _check(self.duration is None or self.duration > 0, f"duration must be > 0 s or None, got {self.duration}")
+        _check(self.trim_db is None or self.trim_db > 0, f"trim_db must be > 0 dB or None, got {self.trim_db}")
+        _check(self.max_duration > 0, f"max_duration must be > 0 s, got {self.max_duration}")
+
+    @property
+    def n_samples(self) -> int | None:
+        """The fixed clip length in samples, or None for variable-length clips."""
+        return None if self.duration is None else round(self.duration * self.sr)
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Mel spectrogram settings, named as in librosa; defaults are the seed's."""
+
+    n_fft: int = 512
+    hop_length: int = 256
+    n_mels: int = 80
+    fmin: float = 0.0
+    fmax: float | None = None  # None = sr / 2
+    scale: Scale = Scale.DB
+    top_db: float = 80.0
+    standardize: bool = True  # per-mel-band mean/std fitted on the training split
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scale", _enum(Scale, self.scale, "scale"))
+        _check(self.n_fft >= 16, f"n_fft must be >= 16, got {self.n_fft}")
+        _check(0 < self.hop_length <= self.n_fft, f"hop_length must be in 1..n_fft, got {self.hop_length}")
+        _check(self.n_mels >= 1, f"n_mels must be >= 1, got {self.n_mels}")
+        _check(self.fmin >= 0, f"fmin must be >= 0 Hz, got {self.fmin}")
+        _check(self.top_db > 0, f"top_db must be > 0, got {self.top_db}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A registered model name and the hyper-parameters passed to its constructor."""
+
+    name: str = "seed_lstm"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser, schedule and early stopping."""
+
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 10  # epochs without a better validation score before stopping; 0 = never
+    val_fraction: float = 0.1  # share of the training split held out for early stopping
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        _check(self.patience >= 0, f"patience must be >= 0, got {self.patience}")
+        _check(0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Which clips are tested on."""
+
+    name: SplitName = SplitName.OFFICIAL
+    speaker: str | None = None  # loso: hold out only this speaker (default: all six folds)
+    test_fraction: float = 0.1  # random split only
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", _enum(SplitName, self.name, "split"))
+        _check(0 < self.test_fraction < 1, f"test_fraction must be in (0, 1), got {self.test_fraction}")
+        _check(
+            self.speaker is None or self.name is SplitName.LOSO,
+            f"a speaker ({self.speaker!r}) can only be held out with --split loso",
+        )
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one training run depends on."""
+
+    preset: str = "default"
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (enums as their string values)."""
+        return _jsonable(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Rebuild a config from `to_dict` output; unknown keys are an error, not ignored."""
+        parts = {"audio": AudioConfig, "features": FeatureConfig, "model": ModelConfig,
+                 "train": TrainConfig, "split": SplitConfig}
+        try:
+            kwargs: dict[str, Any] = {"preset": data.get("preset", "custom")}
+            for key, kind in parts.items():
+                kwargs[key] = kind(**data.get(key, {}))
+        except TypeError as exc:
+            raise ParameterError(f"invalid run configuration: {exc}") from None
+        return cls(**kwargs)
+
+
+def _enum(kind: type[StrEnum], value: object, what: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        valid = ", ".join(m.value for m in kind)
+        raise ParameterError(f"unknown {what} {value!r}; choose one of: {valid}") from None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, StrEnum):
+        return value.value
+    return value
+
+
+PRESETS: dict[str, RunConfig] = {
+    # The same pipeline done right: log-mel in dB per clip, standardised on training statistics,
+    # and leading/trailing silence trimmed before the 0.5 s crop so the crop keeps the speech.
+    "default": RunConfig(preset="default", audio=AudioConfig(trim_db=40.0)),
+    # The seed's pipeline exactly as written: raw mel power, 0.5 s crop, seed_lstm, Adam 1e-3.
+    "seed": RunConfig(
+        preset="seed",
+        audio=AudioConfig(trim_db=None),
+        features=FeatureConfig(scale=Scale.POWER, standardize=False),
+        train=TrainConfig(patience=0),
+    ),
+}
+
+
+def preset(name: str) -> RunConfig:
+    """The named preset; an unknown name lists the valid ones."""
+    if name not in PRESETS:
+        raise ParameterError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]

@@ -1,0 +1,156 @@
+"""Waveforms to model input: a batched torch mel spectrogram matching librosa, dB, standardisation.
+
+Layout. librosa returns a mel spectrogram as (n_mels, T). Recurrent layers read (batch, time,
+features), so the frontend transposes once, here, to (N, T, n_mels): row t is frame t. This is
+the layout the seed's Keras LSTM expected; everything downstream of this module uses it.
+
+Parity. `torch.stft` with a periodic Hann window, `center=True` and `pad_mode="constant"`, power
+2, times a Slaney-normalised mel matrix reproduces `librosa.feature.melspectrogram` (torch's
+default reflect padding does not: it is tens of dB off at the clip edges).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from spoken_digits.config import FeatureConfig, Scale
+from spoken_digits.errors import ParameterError
+
+AMIN = 1e-10  # power floor before the log, as librosa.power_to_db
+
+
+def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear below 1 kHz (3 mels per 200 Hz), logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    linear = hz / (200.0 / 3)
+    log_step = np.log(6.4) / 27.0
+    return np.where(hz >= 1000.0, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / log_step, linear)
+
+
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    """Inverse of `hz_to_mel`."""
+    mel = np.asarray(mel, dtype=np.float64)
+    log_step = np.log(6.4) / 27.0
+    return np.where(mel >= 15.0, 1000.0 * np.exp(log_step * (mel - 15.0)), mel * (200.0 / 3))
+
+
+def mel_filterbank(
+    *, sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
+) -> np.ndarray:
+    """Triangular Slaney-normalised mel filters, shape (n_mels, 1 + n_fft // 2), as librosa.filters.mel."""
+    fmax = sr / 2 if fmax is None else fmax
+    if not 0 <= fmin < fmax <= sr / 2:
+        raise ParameterError(f"need 0 <= fmin < fmax <= sr/2, got fmin={fmin}, fmax={fmax}, sr={sr}")
+    fft_hz = np.linspace(0, sr / 2, 1 + n_fft // 2)
+    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))  # (n_mels + 2,)
+    width = np.diff(edges)
+    offsets = edges[:, None] - fft_hz[None, :]  # (n_mels + 2, n_freq)
+    rising = -offsets[:-2] / width[:-1, None]
+    falling = offsets[2:] / width[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]  # equal area per filter (Slaney norm)
+    empty = np.flatnonzero(weights.max(axis=1) == 0)
+    if empty.size:
+        warnings.warn(
+            f"{empty.size} of {n_mels} mel filters are all zero (first: band {empty[0]}): "
+            f"n_mels={n_mels} is too many for n_fft={n_fft} at sr={sr}; lower n_mels or raise n_fft",
+            stacklevel=2,
+        )
+    return weights.astype(np.float32)
+
+
+def frame_lengths(lengths: torch.Tensor, hop_length: int) -> torch.Tensor:
+    """Frames a centred STFT gives a clip of `lengths` samples: 1 + L // hop (librosa's count)."""
+    return 1 + torch.div(lengths, hop_length, rounding_mode="floor")
+
+
+def time_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """(N, steps) bool, True on the valid frames of each clip."""
+    return torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class MelFrontend(nn.Module):
+    """(N, L) waveforms + lengths -> (N, T, n_mels) mel power or per-clip dB + frame counts."""
+
+    def __init__(self, sr: int, cfg: FeatureConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        mel = mel_filterbank(sr=sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax)
+        self.register_buffer("mel", torch.from_numpy(mel), persistent=False)
+        self.register_buffer("window", torch.hann_window(cfg.n_fft, periodic=True), persistent=False)
+
+    def power(self, waves: torch.Tensor) -> torch.Tensor:
+        """Mel power (N, T, n_mels) of zero-padded waveforms (N, L)."""
+        spec = torch.stft(
+            waves, self.cfg.n_fft, self.cfg.hop_length, window=self.window,
+            center=True, pad_mode="constant", return_complex=True,
+        )  # (N, n_freq, T)
+        power = spec.real.square() + spec.imag.square()
+        return torch.matmul(self.mel, power).transpose(1, 2)  # (N, n_mels, T) -> (N, T, n_mels)
+
+    def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (N, T, n_mels) and valid frames per clip (N,); padded frames hold the floor value."""
+        frames = frame_lengths(lengths, self.cfg.hop_length)
+        mel = self.power(waves)
+        valid = time_mask(frames, mel.shape[1])[:, :, None]  # (N, T, 1)
+        if self.cfg.scale is Scale.POWER:
+            return mel * valid, frames
+        db = 10.0 * torch.log10(mel.clamp_min(AMIN))
+        peak = db.masked_fill(~valid, -torch.inf).amax(dim=(1, 2), keepdim=True)  # per clip
+        db = (db - peak).clamp_min(-self.cfg.top_db)
+        return db.masked_fill(~valid, -self.cfg.top_db), frames
+
+
+class Standardizer(nn.Module):
+    """Per-mel-band mean/std, fitted on training features over valid frames only.
+
+    Padded frames come out as 0 (the training mean), so they carry no signal.
+    """
+
+    def __init__(self, n_mels: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_mels))
+        self.register_buffer("std", torch.ones(n_mels))
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor, lengths: torch.Tensor) -> Standardizer:
+        """Estimate the statistics from features (N, T, F) with `lengths` valid frames each."""
+        frames = x[time_mask(lengths, x.shape[1])].double()  # (valid frames, F)
+        if frames.shape[0] < 2:
+            raise ParameterError("need at least two valid frames to fit the standardizer")
+        std = frames.std(dim=0)
+        self.mean.copy_(frames.mean(dim=0))
+        self.std.copy_(std.clamp_min(1e-6 * float(std.max()) + 1e-12))
+        return self
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(N, T, F) -> standardised (N, T, F), zero on padded frames."""
+        z = (x - self.mean) / self.std
+        return z * time_mask(lengths, x.shape[1])[:, :, None]
+
+
+class Featurizer(nn.Module):
+    """Frontend plus optional standardiser: (N, L) waveforms -> model input (N, T, n_mels)."""
+
+    def __init__(self, sr: int, cfg: FeatureConfig) -> None:
+        super().__init__()
+        self.frontend = MelFrontend(sr, cfg)
+        self.standardizer = Standardizer(cfg.n_mels) if cfg.standardize else None
+
+    @torch.no_grad()
+    def raw(self, waves: torch.Tensor, lengths: torch.Tensor, *, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unstandardised features of many clips, computed `chunk` clips at a time to bound memory."""
+        parts = [self.frontend(waves[i : i + chunk], lengths[i : i + chunk]) for i in range(0, len(waves), chunk)]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def standardize(self, x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """Apply the fitted standardiser (identity when the config has none)."""
+        return x if self.standardizer is None else self.standardizer(x, frames)
+
+    def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, frames = self.frontend(waves, lengths)
+        return self.standardize(x, frames), frames

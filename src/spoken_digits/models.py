@@ -1,0 +1,209 @@
+"""The model registry. Every model maps x (B, T, F) and lengths (B,) to logits (B, n_classes).
+
+Padding is never read as signal: recurrent models pack sequences so the last state is taken at
+each clip's own last frame, and pooled readouts average over valid frames only.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from spoken_digits.errors import ParameterError
+from spoken_digits.features import time_mask
+
+
+def run_rnn(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run `rnn` on (B, T, F) over valid frames only: outputs (B, T, H*dirs) zero-padded, h_n."""
+    if bool((lengths == x.shape[1]).all()):  # equal lengths: no packing needed (faster)
+        out, state = rnn(x)
+    else:
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, state = rnn(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    h_n = state[0] if isinstance(state, tuple) else state  # LSTM returns (h_n, c_n)
+    return out, h_n
+
+
+def last_state(h_n: torch.Tensor, bidirectional: bool) -> torch.Tensor:
+    """Top layer's final hidden state (B, H*dirs): forward at the last valid frame, backward at frame 0."""
+    return torch.cat([h_n[-2], h_n[-1]], dim=1) if bidirectional else h_n[-1]
+
+
+def masked_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Mean of (B, T, H) over each clip's valid frames -> (B, H)."""
+    mask = time_mask(lengths, x.shape[1])[:, :, None].to(x.dtype)
+    return (x * mask).sum(dim=1) / lengths.clamp_min(1)[:, None].to(x.dtype)
+
+
+class SeedLSTM(nn.Module):
+    """The seed's model exactly: LSTM(128) -> Dense(100, relu) -> Dense(10), with Keras' initialisers.
+
+    The softmax is left to the loss (cross-entropy on logits), which is the same function.
+    """
+
+    def __init__(self, n_features: int, n_classes: int, hidden: int = 128, dense: int = 100) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(n_features, hidden, batch_first=True)
+        self.dense = nn.Linear(hidden, dense)
+        self.out = nn.Linear(dense, n_classes)
+        self._keras_init(hidden)
+
+    @torch.no_grad()
+    def _keras_init(self, hidden: int) -> None:
+        # Keras LSTM: glorot-uniform input kernel, orthogonal recurrent kernel (per gate block as a
+        # whole), zero bias with the forget-gate bias at 1; Dense: glorot-uniform, zero bias.
+        nn.init.xavier_uniform_(self.rnn.weight_ih_l0)
+        nn.init.orthogonal_(self.rnn.weight_hh_l0.T)
+        self.rnn.bias_ih_l0.zero_()
+        self.rnn.bias_hh_l0.zero_()
+        self.rnn.bias_ih_l0[hidden : 2 * hidden] = 1.0  # torch and Keras both order gates i, f, g, o
+        for layer in (self.dense, self.out):
+            nn.init.xavier_uniform_(layer.weight)
+            layer.bias.zero_()
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        _, h_n = run_rnn(self.rnn, x, lengths)
+        return self.out(torch.relu(self.dense(h_n[-1])))
+
+
+class RecurrentClassifier(nn.Module):
+    """A (stacked, optionally bidirectional) LSTM or GRU with a last-state or masked-mean readout."""
+
+    def __init__(
+        self, n_features: int, n_classes: int, *, cell: str = "lstm", hidden: int = 128,
+        num_layers: int = 1, bidirectional: bool = False, readout: str = "last", dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if cell not in ("lstm", "gru") or readout not in ("last", "mean"):
+            raise ParameterError(f"cell must be lstm|gru and readout last|mean, got {cell!r}, {readout!r}")
+        rnn_type = nn.LSTM if cell == "lstm" else nn.GRU
+        self.rnn = rnn_type(
+            n_features, hidden, num_layers=num_layers, batch_first=True,
+            bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.bidirectional, self.readout = bidirectional, readout
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden * (1 + bidirectional), n_classes))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        out, h_n = run_rnn(self.rnn, x, lengths)
+        pooled = last_state(h_n, self.bidirectional) if self.readout == "last" else masked_mean(out, lengths)
+        return self.head(pooled)
+
+
+class ConvBlock(nn.Module):
+    """Conv 3x3 -> BatchNorm -> ReLU -> re-mask padded frames -> max-pool (ceil mode) on (B, C, T, F)."""
+
+    def __init__(self, c_in: int, c_out: int, pool: tuple[int, int]) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        self.norm = nn.BatchNorm2d(c_out)
+        self.pool = nn.MaxPool2d(pool, ceil_mode=True) if pool != (1, 1) else nn.Identity()
+        self.time_stride = pool[0]
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.relu(self.norm(self.conv(x)))
+        x = x * time_mask(lengths, x.shape[2])[:, None, :, None]  # padding stays 0 (>= 0 after ReLU)
+        # Ceil-mode pooling of non-negative values over zero padding equals pooling the clip alone.
+        lengths = torch.div(lengths + self.time_stride - 1, self.time_stride, rounding_mode="floor")
+        return self.pool(x), lengths
+
+
+class CNN(nn.Module):
+    """2-D convolutions over the (time, mel) image; each frame's channels x mel bins pooled over time.
+
+    The mel axis is flattened into the features, not averaged away: where energy sits in
+    frequency is what tells the digits apart.
+    """
+
+    def __init__(
+        self, n_features: int, n_classes: int, *, channels: tuple[int, ...] = (16, 32, 64),
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        widths = (1, *channels)
+        self.blocks = nn.ModuleList(ConvBlock(a, b, (2, 2)) for a, b in zip(widths, widths[1:]))
+        width = channels[-1] * _pooled(n_features, len(channels))
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * width, n_classes))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        h = x[:, None]  # (B, 1, T, F)
+        for block in self.blocks:
+            h, lengths = block(h, lengths)
+        h = h.permute(0, 2, 1, 3).flatten(2)  # (B, C, T', F') -> (B, T', C*F')
+        pooled = torch.cat([masked_mean(h, lengths), h.amax(dim=1)], dim=1)  # padding is 0, values >= 0
+        return self.head(pooled)
+
+
+class CRNN(nn.Module):
+    """Conv encoder pooling only the mel axis (time resolution kept), then a BiGRU, masked mean."""
+
+    def __init__(
+        self, n_features: int, n_classes: int, *, channels: tuple[int, ...] = (16, 32),
+        hidden: int = 128, dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        widths = (1, *channels)
+        self.blocks = nn.ModuleList(ConvBlock(a, b, (1, 2)) for a, b in zip(widths, widths[1:]))
+        self.rnn = nn.GRU(channels[-1] * _pooled(n_features, len(channels)), hidden, batch_first=True, bidirectional=True)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, n_classes))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        h = x[:, None]  # (B, 1, T, F)
+        for block in self.blocks:
+            h, lengths = block(h, lengths)
+        h = h.permute(0, 2, 1, 3).flatten(2)  # (B, C, T, F') -> (B, T, C*F')
+        out, _ = run_rnn(self.rnn, h, lengths)
+        return self.head(masked_mean(out, lengths))
+
+
+def _pooled(size: int, times: int) -> int:
+    """Length of an axis after `times` ceil-mode halvings."""
+    for _ in range(times):
+        size = math.ceil(size / 2)
+    return size
+
+
+Factory = Callable[..., nn.Module]
+
+MODELS: dict[str, tuple[Factory, str]] = {
+    "seed_lstm": (SeedLSTM, "the seed's LSTM(128) -> Dense(100, relu) -> Dense(10), Keras init"),
+    "lstm": (lambda f, c, **kw: RecurrentClassifier(f, c, cell="lstm", num_layers=2, **kw),
+             "2-layer LSTM(128), last-state readout"),
+    "gru": (lambda f, c, **kw: RecurrentClassifier(f, c, cell="gru", num_layers=2, **kw),
+            "2-layer GRU(128), last-state readout"),
+    "bilstm": (lambda f, c, **kw: RecurrentClassifier(f, c, cell="lstm", bidirectional=True,
+                                                      readout="mean", **kw),
+               "bidirectional LSTM(128), masked mean over time"),
+    "cnn": (CNN, "three conv blocks over (time, mel), masked mean+max over time"),
+    "crnn": (CRNN, "two conv blocks (mel pooling only) -> BiGRU(128) -> masked mean"),
+}
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching a glob pattern."""
+    return [name for name in MODELS if fnmatch.fnmatch(name, pattern)]
+
+
+def create_model(name: str, *, n_features: int, n_classes: int, **params: object) -> nn.Module:
+    """Build a registered model; an unknown name lists the valid ones and the closest match."""
+    if name not in MODELS:
+        close = difflib.get_close_matches(name, MODELS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ParameterError(f"unknown model {name!r}{hint}; choose one of: {', '.join(MODELS)}")
+    factory, _ = MODELS[name]
+    try:
+        return factory(n_features, n_classes, **params)
+    except TypeError as exc:
+        raise ParameterError(f"bad hyper-parameters for model {name!r}: {exc}") from None
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,93 @@
+"""Predictions from a checkpoint on files or waveforms, with the exact features the model trained on."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from spoken_digits import audio, checkpoint
+from spoken_digits.errors import AudioError
+from spoken_digits.features import Featurizer
+
+
+class SpokenDigitClassifier(nn.Module):
+    """Waveforms (N, L) at the model's rate + lengths (N,) -> logits (N, n_classes)."""
+
+    def __init__(self, featurizer: Featurizer, model: nn.Module) -> None:
+        super().__init__()
+        self.featurizer, self.model = featurizer, model
+
+    def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x, frames = self.featurizer(waves, lengths)  # (N, T, n_mels), (N,)
+        return self.model(x, frames)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The answer for one input: the label and its probability, all class probabilities, or an error."""
+
+    file: str
+    digit: str | None = None
+    probability: float | None = None
+    probabilities: tuple[float, ...] = ()
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON form: file, digit, probability and, for a failed file, error."""
+        out: dict[str, object] = {"file": self.file, "digit": self.digit, "probability": self.probability}
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+class Predictor:
+    """A loaded checkpoint, ready to label files or waveforms."""
+
+    def __init__(self, ckpt: checkpoint.Checkpoint, *, device: str = "cpu") -> None:
+        self.checkpoint = ckpt
+        self.audio_cfg = ckpt.config.audio
+        self.classes = ckpt.classes
+        self.device = torch.device(device)
+        self.classifier = SpokenDigitClassifier(*ckpt.build()).to(self.device).eval()
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> Predictor:
+        """Load a checkpoint file (safely: weights only)."""
+        return cls(checkpoint.load(path), device=device)
+
+    @torch.no_grad()
+    def probabilities(self, waves: Sequence[np.ndarray], *, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (N, n_classes) of mono waveforms already at the model's rate.
+
+        Each waveform gets the checkpoint's silence trim and length rule first.
+        """
+        prepared = [audio.prepare(np.asarray(w, dtype=np.float32), self.audio_cfg) for w in waves]
+        out = []
+        for start in range(0, len(prepared), batch_size):
+            x, lengths = audio.batch(prepared[start : start + batch_size])
+            logits = self.classifier(x.to(self.device), lengths.to(self.device))
+            out.append(torch.softmax(logits, dim=1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype=np.float32)
+
+    def predict_files(self, paths: Sequence[str | os.PathLike[str]]) -> list[Prediction]:
+        """One Prediction per path, in order; unreadable files get `error` and do not stop the rest."""
+        waves: list[np.ndarray] = []
+        readable: list[int] = []
+        results: list[Prediction] = [Prediction(str(p)) for p in paths]
+        for i, path in enumerate(paths):
+            try:
+                waves.append(audio.read_audio(path, self.audio_cfg.sr, max_duration=self.audio_cfg.max_duration))
+                readable.append(i)
+            except AudioError as exc:
+                results[i] = Prediction(str(path), error=str(exc))
+        if waves:
+            for i, probs in zip(readable, self.probabilities(waves)):
+                best = int(probs.argmax())
+                results[i] = Prediction(str(paths[i]), self.classes[best], float(probs[best]),
+                                        tuple(float(p) for p in probs))
+        return results

@@ -1,0 +1,136 @@
+"""The training loop: Adam, cross-entropy, early stopping on a validation slice, best weights kept.
+
+Data lives in memory as tensors (FSDD's features fit in a few MB), so an epoch is a shuffled pass
+over index batches: no DataLoader workers, no per-clip Python on the hot path.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from spoken_digits.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Model inputs x (N, T, F), valid frames per clip (N,) and labels (N,)."""
+
+    x: torch.Tensor
+    lengths: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, index: np.ndarray | torch.Tensor) -> FeatureSet:
+        """The clips at `index`, cut to their longest valid length."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        lengths = self.lengths[index]
+        steps = int(lengths.max()) if len(index) else 0
+        return FeatureSet(self.x[index, :steps], lengths, self.y[index])
+
+    def batches(self, size: int, generator: torch.Generator | None = None) -> Iterator[FeatureSet]:
+        """Mini-batches in order, or shuffled by `generator`."""
+        order = torch.randperm(len(self), generator=generator) if generator is not None else torch.arange(len(self))
+        for start in range(0, len(self), size):
+            yield self.subset(order[start : start + size])
+
+    def to(self, device: torch.device | str) -> FeatureSet:
+        return FeatureSet(self.x.to(device), self.lengths.to(device), self.y.to(device))
+
+
+@dataclass
+class FitResult:
+    """What `fit` leaves: the best weights, when they were seen, and the per-epoch log."""
+
+    best_state: dict[str, torch.Tensor]
+    best_epoch: int
+    epochs_run: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so a config and seed give the same numbers on one machine."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, data: FeatureSet, batch_size: int = 512) -> torch.Tensor:
+    """Logits (N, n_classes) in eval mode."""
+    model.eval()
+    return torch.cat([model(b.x, b.lengths) for b in data.batches(batch_size)]) if len(data) else torch.empty(0)
+
+
+def _score(model: nn.Module, data: FeatureSet) -> tuple[float, float]:
+    logits = predict_logits(model, data)
+    loss = F.cross_entropy(logits, data.y).item()
+    return loss, (logits.argmax(1) == data.y).float().mean().item()
+
+
+def fit(
+    model: nn.Module,
+    train: FeatureSet,
+    val: FeatureSet | None,
+    cfg: TrainConfig,
+    *,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+    desc: str = "train",
+) -> FitResult:
+    """Train `model` in place; it ends holding the weights of the best validation epoch.
+
+    The best epoch has the highest validation accuracy (ties: lower validation loss); without a
+    validation set it is the last. Stops after `cfg.patience` epochs without improvement (0: never).
+    """
+    device = torch.device(cfg.device)
+    model.to(device)
+    train = train.to(device)
+    val = val.to(device) if val is not None and len(val) else None
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    best: tuple[float, float] = (-1.0, float("inf"))
+    result = FitResult(copy.deepcopy(model.state_dict()), 0, 0)
+    bar = tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch", leave=False, disable=None)
+    for epoch in bar:
+        started = time.perf_counter()
+        model.train()
+        loss_sum, correct = 0.0, 0
+        for batch in train.batches(cfg.batch_size, generator):
+            logits = model(batch.x, batch.lengths)
+            loss = F.cross_entropy(logits, batch.y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(batch)
+            correct += int((logits.argmax(1) == batch.y).sum())
+        row = {"epoch": epoch, "train_loss": loss_sum / len(train), "train_accuracy": correct / len(train)}
+        if val is not None:
+            row["val_loss"], row["val_accuracy"] = _score(model, val)
+            score = (row["val_accuracy"], row["val_loss"])
+            improved = score[0] > best[0] or (score[0] == best[0] and score[1] < best[1])
+        else:
+            improved = True
+        row["seconds"] = time.perf_counter() - started
+        result.history.append(row)
+        result.epochs_run = epoch
+        if improved:
+            best = (row.get("val_accuracy", 0.0), row.get("val_loss", 0.0))
+            result.best_state, result.best_epoch = copy.deepcopy(model.state_dict()), epoch
+        bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k not in ("epoch", "seconds")})
+        if on_epoch is not None:
+            on_epoch(row)
+        if cfg.patience and epoch - result.best_epoch >= cfg.patience:
+            break
+    model.load_state_dict(result.best_state)
+    return result
