@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import digit_tone
 
+from conftest import digit_tone
 from spoken_digits.audio import batch, fix_length, load, read_audio, trim_silence
 from spoken_digits.config import AudioConfig
 from spoken_digits.errors import AudioError
@@ -19,8 +19,16 @@ def dominant_hz(y: np.ndarray, sr: int) -> float:
 
 @pytest.mark.parametrize(
     ("ext", "subtype"),
-    [("wav", "PCM_16"), ("wav", "PCM_24"), ("wav", "PCM_32"), ("wav", "FLOAT"), ("wav", "PCM_U8"),
-     ("flac", "PCM_16"), ("flac", "PCM_24"), ("ogg", "VORBIS")],
+    [
+        ("wav", "PCM_16"),
+        ("wav", "PCM_24"),
+        ("wav", "PCM_32"),
+        ("wav", "FLOAT"),
+        ("wav", "PCM_U8"),
+        ("flac", "PCM_16"),
+        ("flac", "PCM_24"),
+        ("ogg", "VORBIS"),
+    ],
 )
 @pytest.mark.parametrize("rate", [8000, 16000, 22050, 44100, 48000])
 def test_reads_formats_and_rates_to_mono_8k(tmp_path, ext, subtype, rate):
@@ -58,8 +66,18 @@ def test_eight_channels_are_mixed(tmp_path):
         (lambda p: sf.write(p, np.full(100, 0.1), 8), "unusable sample rate 8 Hz"),
         (lambda p: sf.write(p, np.zeros((0, 1)), 8000), "contains no audio samples"),
     ],
-    ids=["missing", "empty", "text", "truncated-header", "digital-silence", "near-silence", "nan", "too-long",
-         "absurd-rate", "zero-frames"],
+    ids=[
+        "missing",
+        "empty",
+        "text",
+        "truncated-header",
+        "digital-silence",
+        "near-silence",
+        "nan",
+        "too-long",
+        "absurd-rate",
+        "zero-frames",
+    ],
 )
 def test_bad_files_get_one_clear_error_naming_the_file(tmp_path, make, message):
     path = tmp_path / "bad.wav"

@@ -40,9 +40,7 @@ def read_audio(path: str | os.PathLike[str], sr: int, *, max_duration: float = 3
             if rate < MIN_RATE:
                 raise AudioError(f"{path}: unusable sample rate {rate} Hz (need >= {MIN_RATE} Hz)")
             if frames > max_duration * rate:
-                raise AudioError(
-                    f"{path}: {frames / rate:.1f} s of audio is over the {max_duration:g} s limit"
-                )
+                raise AudioError(f"{path}: {frames / rate:.1f} s of audio is over the {max_duration:g} s limit")
             data = f.read(dtype="float32", always_2d=True)  # (samples, channels)
     except sf.LibsndfileError as exc:
         raise AudioError(f"{path}: not a readable audio file ({exc.error_string})") from None

@@ -16,60 +16,95 @@ from spoken_digits.models import MODELS
 
 
 def _data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", metavar="DIR", help="FSDD folder (or its recordings/); default: $FSDD_ROOT, "
-                   "then the user cache")
+    p.add_argument(
+        "--data", metavar="DIR", help="FSDD folder (or its recordings/); default: $FSDD_ROOT, then the user cache"
+    )
     p.add_argument("--no-download", action="store_true", help="never download FSDD; fail if no copy is found")
 
 
 def _split_options(p: argparse.ArgumentParser, default: str | None) -> None:
-    p.add_argument("--split", choices=[s.value for s in SplitName], default=default,
-                   help="official: takes 0-4 test; random: stratified 10%% test; loso: leave one speaker "
-                   "out (all six folds); all: train on everything, no test set"
-                   + (f" (default: the preset's, {default})" if default is None else f" (default: {default})"))
+    p.add_argument(
+        "--split",
+        choices=[s.value for s in SplitName],
+        default=default,
+        help="official: takes 0-4 test; random: stratified 10%% test; loso: leave one speaker "
+        "out (all six folds); all: train on everything, no test set"
+        + (f" (default: the preset's, {default})" if default is None else f" (default: {default})"),
+    )
     p.add_argument("--speaker", help="with --split loso: hold out only this speaker")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(prog="spoken-digits", description="Recognise spoken digits from mel "
-                                     "spectrograms: train, evaluate and use models on FSDD.")
+    parser = argparse.ArgumentParser(
+        prog="spoken-digits",
+        description="Recognise spoken digits from mel spectrograms: train, evaluate and use models on FSDD.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train and evaluate a model on FSDD", description="Train a model on "
-                       "FSDD and write metrics.json, model.pt, config.json, log.csv, confusion.png and "
-                       "curves.png to --out.")
-    t.add_argument("--preset", default="default", choices=list(PRESETS),
-                   help="default: the seed's pipeline done right (log-mel dB, standardised); seed: the "
-                   "seed's pipeline exactly (raw mel power, no standardisation)")
+    t = sub.add_parser(
+        "train",
+        help="train and evaluate a model on FSDD",
+        description="Train a model on "
+        "FSDD and write metrics.json, model.pt, config.json, log.csv, confusion.png and "
+        "curves.png to --out.",
+    )
+    t.add_argument(
+        "--preset",
+        default="default",
+        choices=list(PRESETS),
+        help="default: the seed's pipeline done right (log-mel dB, standardised); seed: the "
+        "seed's pipeline exactly (raw mel power, no standardisation)",
+    )
     t.add_argument("--model", help=f"registered model: {', '.join(MODELS)} (default: the preset's, seed_lstm)")
-    t.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="model hyper-parameter, VALUE parsed as JSON (e.g. hidden=256); repeatable")
+    t.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model hyper-parameter, VALUE parsed as JSON (e.g. hidden=256); repeatable",
+    )
     _split_options(t, None)
     t.add_argument("--epochs", type=int, help="maximum epochs (default: the preset's, 40)")
     t.add_argument("--batch-size", type=int, help="mini-batch size (default: 32)")
     t.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")
-    t.add_argument("--patience", type=int, help="stop after this many epochs without a better validation "
-                   "score; 0 = never (default: 10; seed preset: 0)")
+    t.add_argument(
+        "--patience",
+        type=int,
+        help="stop after this many epochs without a better validation score; 0 = never (default: 10; seed preset: 0)",
+    )
     t.add_argument("--seed", type=int, help="random seed for splits, initialisation and batches (default: 0)")
-    t.add_argument("--duration", type=float, help="seconds to pad/trim every clip to; 0 keeps each clip's "
-                   "true length (default: 0.5, the seed's)")
-    t.add_argument("--trim-db", type=float, help="trim leading/trailing audio quieter than this many dB below "
-                   "the peak (default: no trimming)")
+    t.add_argument(
+        "--duration",
+        type=float,
+        help="seconds to pad/trim every clip to; 0 keeps each clip's true length (default: 0.5, the seed's)",
+    )
+    t.add_argument(
+        "--trim-db",
+        type=float,
+        help="trim leading/trailing audio quieter than this many dB below the peak (default: no trimming)",
+    )
     t.add_argument("--scale", choices=[s.value for s in Scale], help="mel power as is, or dB per clip")
     t.add_argument("--device", help="torch device, e.g. cpu or cuda (default: cpu)")
     t.add_argument("--out", type=Path, help="output folder (default: runs/PRESET-MODEL-SPLIT-sSEED)")
     _data_options(t)
 
-    e = sub.add_parser("evaluate", help="score a saved model on an FSDD split",
-                       description="Score MODEL.pt on the test clips of a split and print the metrics as JSON.")
+    e = sub.add_parser(
+        "evaluate",
+        help="score a saved model on an FSDD split",
+        description="Score MODEL.pt on the test clips of a split and print the metrics as JSON.",
+    )
     e.add_argument("checkpoint", type=Path, metavar="MODEL.pt", help="a checkpoint written by train")
     _split_options(e, "official")
     e.add_argument("--out", type=Path, help="also write metrics.json and confusion.png here")
     _data_options(e)
 
-    p = sub.add_parser("predict", help="label audio files with a saved model",
-                       description="Print one line per file: file, digit, probability. Files that cannot be "
-                       "read are reported and the rest still answered; the exit status is 1 if any failed.")
+    p = sub.add_parser(
+        "predict",
+        help="label audio files with a saved model",
+        description="Print one line per file: file, digit, probability. Files that cannot be "
+        "read are reported and the rest still answered; the exit status is 1 if any failed.",
+    )
     p.add_argument("checkpoint", type=Path, metavar="MODEL.pt", help="a checkpoint written by train")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, ogg, ...; any rate)")
     p.add_argument("--json", action="store_true", help="print a JSON list of {file, digit, probability[, error]}")
@@ -90,9 +125,18 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
             params[key] = json.loads(value)
         except json.JSONDecodeError:
             params[key] = value
-    train = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                               "patience": args.patience, "seed": args.seed, "device": args.device}.items()
-             if v is not None}
+    train = {
+        k: v
+        for k, v in {
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "patience": args.patience,
+            "seed": args.seed,
+            "device": args.device,
+        }.items()
+        if v is not None
+    }
     audio = {} if args.duration is None else {"duration": args.duration or None}
     if args.trim_db is not None:
         audio["trim_db"] = args.trim_db
@@ -107,17 +151,20 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from spoken_digits.experiment import config_summary, train_run
+    from spoken_digits.experiment import train_run
     from spoken_digits.models import create_model
 
     cfg = _run_config(args)
     create_model(cfg.model.name, n_features=cfg.features.n_mels, n_classes=10, **cfg.model.params)  # fail fast
     out = args.out or Path("runs") / f"{cfg.preset}-{cfg.model.name}-{cfg.split.name.value}-s{cfg.train.seed}"
-    print(config_summary(cfg), file=sys.stderr)
-    metrics = train_run(cfg, out, data=args.data, download=not args.no_download,
-                        say=lambda line: print(line, file=sys.stderr))
+    metrics = train_run(
+        cfg, out, data=args.data, download=not args.no_download, say=lambda line: print(line, file=sys.stderr)
+    )
     accuracy = metrics.get("test_accuracy")
-    result = f"test accuracy {accuracy:.4f}" if accuracy is not None else f"validation accuracy {metrics['val_accuracy']:.4f}"
+    if accuracy is not None:
+        result = f"test accuracy {accuracy:.4f}"
+    else:
+        result = f"validation accuracy {metrics['val_accuracy']:.4f} (no test set)"
     if "folds" in metrics:
         result += " (mean of folds: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["folds"].items()) + ")"
     print(f"{result}; {metrics['seconds']:.1f} s; wrote {out}/")
@@ -127,8 +174,13 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from spoken_digits.experiment import evaluate_checkpoint
 
-    metrics = evaluate_checkpoint(args.checkpoint, SplitConfig(name=args.split, speaker=args.speaker),
-                                  data=args.data, download=not args.no_download, out=args.out)
+    metrics = evaluate_checkpoint(
+        args.checkpoint,
+        SplitConfig(name=args.split, speaker=args.speaker),
+        data=args.data,
+        download=not args.no_download,
+        out=args.out,
+    )
     print(json.dumps({k: v for k, v in metrics.items() if k != "confusion"}, indent=2))
     return 0
 
@@ -153,15 +205,20 @@ def _models(_: argparse.Namespace) -> int:
     return 0
 
 
+def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
+    print(f"spoken-digits: warning: {message}", file=sys.stderr)
+
+
 COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "models": _models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; errors we expect print one line and return a non-zero status."""
     args = build_parser().parse_args(argv)
-    warnings.formatwarning = lambda message, category, *_: f"spoken-digits: warning: {message}\n"
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():  # restores the caller's warning display on exit
+            warnings.showwarning = _show_warning
+            return COMMANDS[args.command](args)
     except SpokenDigitsError as exc:
         print(f"spoken-digits: error: {exc}", file=sys.stderr)
         return 2

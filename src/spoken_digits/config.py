@@ -143,8 +143,13 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """Rebuild a config from `to_dict` output; unknown keys are an error, not ignored."""
-        parts = {"audio": AudioConfig, "features": FeatureConfig, "model": ModelConfig,
-                 "train": TrainConfig, "split": SplitConfig}
+        parts = {
+            "audio": AudioConfig,
+            "features": FeatureConfig,
+            "model": ModelConfig,
+            "train": TrainConfig,
+            "split": SplitConfig,
+        }
         try:
             kwargs: dict[str, Any] = {"preset": data.get("preset", "custom")}
             for key, kind in parts.items():

@@ -31,5 +31,5 @@ def scores(
         "per_class": per_class,
         "per_speaker": per_speaker,
         "confusion": confusion(y_true, y_pred, len(classes)).tolist(),
-        "n": int(len(hit)),
+        "n": len(hit),
     }

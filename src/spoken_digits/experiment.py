@@ -51,9 +51,8 @@ class Corpus:
         return [c.speaker for c in self.clips]
 
 
-def load_corpus(cfg: RunConfig, data: str | os.PathLike[str] | None = None, *, download: bool = True) -> Corpus:
-    """Locate and index FSDD, then read every clip through the run's audio rule."""
-    clips = fsdd.index(fsdd.locate(data, download=download))
+def load_corpus(clips: list[fsdd.Clip], cfg: RunConfig) -> Corpus:
+    """Read every clip through the run's audio rule."""
     waves, lengths = audio.batch([audio.load(c.path, cfg.audio) for c in clips])
     return Corpus(clips, waves, lengths)
 
@@ -68,8 +67,9 @@ class FoldResult:
     ckpt: checkpoint.Checkpoint
 
 
-def train_fold(cfg: RunConfig, corpus: Corpus, raw: tuple[torch.Tensor, torch.Tensor], fold: Fold,
-               *, desc: str = "train") -> FoldResult:
+def train_fold(
+    cfg: RunConfig, corpus: Corpus, raw: tuple[torch.Tensor, torch.Tensor], fold: Fold, *, desc: str = "train"
+) -> FoldResult:
     """Fit the standardiser and model on the fold's training clips; score its test clips."""
     seed_everything(cfg.train.seed)
     labels = corpus.labels
@@ -80,12 +80,17 @@ def train_fold(cfg: RunConfig, corpus: Corpus, raw: tuple[torch.Tensor, torch.Te
     if featurizer.standardizer is not None:
         featurizer.standardizer.fit(x_raw[fit_idx], frames[fit_idx])  # training clips only
     data = FeatureSet(featurizer.standardize(x_raw, frames), frames, labels)
-    model = create_model(cfg.model.name, n_features=cfg.features.n_mels, n_classes=len(fsdd.CLASSES),
-                         **cfg.model.params)
+    model = create_model(
+        cfg.model.name, n_features=cfg.features.n_mels, n_classes=len(fsdd.CLASSES), **cfg.model.params
+    )
     result = fit(model, data.subset(fit_idx), data.subset(val_idx), cfg.train, desc=desc)
     metrics: dict[str, Any] = {
-        "fold": fold.name, "n_train": len(fit_idx), "n_val": len(val_idx), "n_test": len(fold.test),
-        "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+        "fold": fold.name,
+        "n_train": len(fit_idx),
+        "n_val": len(val_idx),
+        "n_test": len(fold.test),
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
         "val_accuracy": result.history[result.best_epoch - 1].get("val_accuracy"),
         "n_parameters": count_parameters(model),
     }
@@ -93,34 +98,47 @@ def train_fold(cfg: RunConfig, corpus: Corpus, raw: tuple[torch.Tensor, torch.Te
         test = data.subset(fold.test).to(cfg.train.device)
         predicted = predict_logits(model, test).argmax(1).cpu().numpy()
         metrics["predicted"] = predicted.tolist()
-        metrics.update(scores(labels[fold.test].numpy(), predicted,
-                              [corpus.speakers[i] for i in fold.test], fsdd.CLASSES))
+        metrics.update(
+            scores(labels[fold.test].numpy(), predicted, [corpus.speakers[i] for i in fold.test], fsdd.CLASSES)
+        )
     info = {k: v for k, v in metrics.items() if k not in ("predicted", "confusion")}
-    ckpt = checkpoint.Checkpoint(cfg, list(fsdd.CLASSES), _cpu(model.state_dict()),
-                                 _cpu(featurizer.state_dict()), info)
+    ckpt = checkpoint.Checkpoint(cfg, list(fsdd.CLASSES), _cpu(model.state_dict()), _cpu(featurizer.state_dict()), info)
     return FoldResult(fold, metrics, result.history, ckpt)
 
 
-def train_run(cfg: RunConfig, out: str | os.PathLike[str], *, data: str | os.PathLike[str] | None = None,
-              download: bool = True, say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+def train_run(
+    cfg: RunConfig,
+    out: str | os.PathLike[str],
+    *,
+    data: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    say: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
     """Train and evaluate `cfg` on FSDD, writing every output to `out`; returns the metrics."""
     started = time.perf_counter()
+    clips = fsdd.index(fsdd.locate(data, download=download))
+    folds = make_folds(clips, cfg.split, seed=cfg.train.seed)  # validates the split before any work
+    say(config_summary(cfg))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", cfg.to_dict())
-    corpus = load_corpus(cfg, data, download=download)
+    corpus = load_corpus(clips, cfg)
     raw = Featurizer(cfg.audio.sr, cfg.features).raw(corpus.waves, corpus.lengths)
-    say(f"{len(corpus.clips)} clips -> features {tuple(raw[0].shape)} (N, T, n_mels) "
-        f"in {time.perf_counter() - started:.1f} s")
-    folds = make_folds(corpus.clips, cfg.split, seed=cfg.train.seed)
+    say(f"{len(clips)} clips -> features {tuple(raw[0].shape)} (N, T, n_mels) in {time.perf_counter() - started:.1f} s")
     results = []
     for fold in folds:
         result = train_fold(cfg, corpus, raw, fold, desc=fold.name)
         results.append(result)
         accuracy = result.metrics.get("accuracy")
-        say(f"fold {fold.name}: " + (f"test accuracy {accuracy:.4f}" if accuracy is not None
-                                      else f"validation accuracy {result.metrics['val_accuracy']:.4f}")
-            + f" after {result.metrics['epochs_run']} epochs")
+        say(
+            f"fold {fold.name}: "
+            + (
+                f"test accuracy {accuracy:.4f}"
+                if accuracy is not None
+                else f"validation accuracy {result.metrics['val_accuracy']:.4f}"
+            )
+            + f" after {result.metrics['epochs_run']} epochs"
+        )
     metrics = _summarise(cfg, corpus, results)
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     _write_outputs(out, results, metrics)
@@ -128,24 +146,32 @@ def train_run(cfg: RunConfig, out: str | os.PathLike[str], *, data: str | os.Pat
 
 
 def _summarise(cfg: RunConfig, corpus: Corpus, results: list[FoldResult]) -> dict[str, Any]:
-    head = {"preset": cfg.preset, "model": cfg.model.name, "split": cfg.split.name.value,
-            "seed": cfg.train.seed, "n_parameters": results[0].metrics["n_parameters"]}
+    head = {
+        "preset": cfg.preset,
+        "model": cfg.model.name,
+        "split": cfg.split.name.value,
+        "seed": cfg.train.seed,
+        "n_parameters": results[0].metrics["n_parameters"],
+    }
     if cfg.split.name is not SplitName.LOSO:
         only = {k: v for k, v in results[0].metrics.items() if k not in ("predicted", "fold", "accuracy")}
         return {**head, "test_accuracy": results[0].metrics.get("accuracy"), **only}
     # Leave-one-speaker-out: every clip is tested exactly once, so pooled scores are well defined.
     test_idx = np.concatenate([r.fold.test for r in results])
     predicted = np.concatenate([r.metrics["predicted"] for r in results])
-    pooled = scores(corpus.labels[test_idx].numpy(), predicted, [corpus.speakers[i] for i in test_idx],
-                    fsdd.CLASSES)
+    pooled = scores(corpus.labels[test_idx].numpy(), predicted, [corpus.speakers[i] for i in test_idx], fsdd.CLASSES)
     folds = {r.fold.name: r.metrics["accuracy"] for r in results}
     return {
-        **head, "test_accuracy": float(np.mean(list(folds.values()))), "folds": folds,
+        **head,
+        "test_accuracy": float(np.mean(list(folds.values()))),
+        "folds": folds,
         "worst_fold": min(folds, key=folds.__getitem__),
-        "per_class": pooled["per_class"], "per_speaker": pooled["per_speaker"], "confusion": pooled["confusion"],
+        "per_class": pooled["per_class"],
+        "per_speaker": pooled["per_speaker"],
+        "confusion": pooled["confusion"],
         "n_train": int(np.mean([r.metrics["n_train"] for r in results])),
         "n_val": int(np.mean([r.metrics["n_val"] for r in results])),
-        "n_test": int(len(test_idx)),
+        "n_test": len(test_idx),
         "epochs_run": int(sum(r.metrics["epochs_run"] for r in results)),
         "fold_epochs": {r.fold.name: r.metrics["epochs_run"] for r in results},
     }
@@ -173,8 +199,9 @@ def _log_csv(results: list[FoldResult]) -> str:
     writer.writeheader()
     for r in results:
         for row in r.history:
-            writer.writerow({"fold": r.fold.name, **{k: round(v, 6) if isinstance(v, float) else v
-                                                     for k, v in row.items()}})
+            writer.writerow(
+                {"fold": r.fold.name, **{k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()}}
+            )
     return buffer.getvalue()
 
 
@@ -182,30 +209,49 @@ def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in state.items()}
 
 
-def evaluate_checkpoint(path: str | os.PathLike[str], split: SplitConfig, *,
-                        data: str | os.PathLike[str] | None = None, download: bool = True,
-                        out: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+def evaluate_checkpoint(
+    path: str | os.PathLike[str],
+    split: SplitConfig,
+    *,
+    data: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    out: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
     """Score a saved model on the test clips of `split` (all folds pooled for loso)."""
     predictor = Predictor.from_file(path)
     cfg = predictor.checkpoint.config
-    corpus = load_corpus(cfg, data, download=download)
-    test = np.concatenate([f.test for f in make_folds(corpus.clips, split, seed=cfg.train.seed)])
+    clips = fsdd.index(fsdd.locate(data, download=download))
+    test = np.concatenate([f.test for f in make_folds(clips, split, seed=cfg.train.seed)])
     if not len(test):
         raise ParameterError("the 'all' split has no test clips to evaluate on; choose official, random or loso")
+    corpus = load_corpus(clips, cfg)
     _warn_on_overlap(predictor.checkpoint, corpus, test)
     with torch.no_grad():
-        logits = torch.cat([
-            predictor.classifier(corpus.waves[test[i : i + 256]], corpus.lengths[test[i : i + 256]])
-            for i in range(0, len(test), 256)
-        ])
-    result = scores(corpus.labels[test].numpy(), logits.argmax(1).numpy(),
-                    [corpus.speakers[i] for i in test], predictor.classes)
-    metrics = {"checkpoint": str(path), "split": split.name.value, "speaker": split.speaker,
-               "test_accuracy": result.pop("accuracy"), "n_test": result.pop("n"), **result}
+        logits = torch.cat(
+            [
+                predictor.classifier(corpus.waves[test[i : i + 256]], corpus.lengths[test[i : i + 256]])
+                for i in range(0, len(test), 256)
+            ]
+        )
+    result = scores(
+        corpus.labels[test].numpy(), logits.argmax(1).numpy(), [corpus.speakers[i] for i in test], predictor.classes
+    )
+    metrics = {
+        "checkpoint": str(path),
+        "split": split.name.value,
+        "speaker": split.speaker,
+        "test_accuracy": result.pop("accuracy"),
+        "n_test": result.pop("n"),
+        **result,
+    }
     if out is not None:
         write_json(Path(out) / "metrics.json", metrics)
-        plot_confusion(metrics["confusion"], predictor.classes, Path(out) / "confusion.png",
-                       title=f"{Path(path).name} on {split.name.value}: {metrics['test_accuracy']:.3f}")
+        plot_confusion(
+            metrics["confusion"],
+            predictor.classes,
+            Path(out) / "confusion.png",
+            title=f"{Path(path).name} on {split.name.value}: {metrics['test_accuracy']:.3f}",
+        )
     return metrics
 
 
@@ -216,8 +262,11 @@ def _warn_on_overlap(ckpt: checkpoint.Checkpoint, corpus: Corpus, test: np.ndarr
     if trained:
         seen = np.intersect1d(trained[0].train, test)
         if len(seen):
-            warnings.warn(f"{len(seen)} of {len(test)} test clips were in this model's training split "
-                          f"({cfg.split.name.value}/{fold_name}): the accuracy is optimistic", stacklevel=2)
+            warnings.warn(
+                f"{len(seen)} of {len(test)} test clips were in this model's training split "
+                f"({cfg.split.name.value}/{fold_name}): the accuracy is optimistic",
+                stacklevel=2,
+            )
 
 
 def config_summary(cfg: RunConfig) -> str:

@@ -38,9 +38,7 @@ def mel_to_hz(mel: np.ndarray) -> np.ndarray:
     return np.where(mel >= 15.0, 1000.0 * np.exp(log_step * (mel - 15.0)), mel * (200.0 / 3))
 
 
-def mel_filterbank(
-    *, sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
-) -> np.ndarray:
+def mel_filterbank(*, sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
     """Triangular Slaney-normalised mel filters, shape (n_mels, 1 + n_fft // 2), as librosa.filters.mel."""
     fmax = sr / 2 if fmax is None else fmax
     if not 0 <= fmin < fmax <= sr / 2:
@@ -86,8 +84,13 @@ class MelFrontend(nn.Module):
     def power(self, waves: torch.Tensor) -> torch.Tensor:
         """Mel power (N, T, n_mels) of zero-padded waveforms (N, L)."""
         spec = torch.stft(
-            waves, self.cfg.n_fft, self.cfg.hop_length, window=self.window,
-            center=True, pad_mode="constant", return_complex=True,
+            waves,
+            self.cfg.n_fft,
+            self.cfg.hop_length,
+            window=self.window,
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
         )  # (N, n_freq, T)
         power = spec.real.square() + spec.imag.square()
         return torch.matmul(self.mel, power).transpose(1, 2)  # (N, n_mels, T) -> (N, T, n_mels)

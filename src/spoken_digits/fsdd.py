@@ -70,9 +70,7 @@ def locate(root: str | os.PathLike[str] | None = None, *, download: bool = False
         return cached / "recordings"
     if download:
         return download_to(cached) / "recordings"
-    raise DatasetError(
-        f"FSDD not found: pass --data DIR, set FSDD_ROOT, or allow the download to {cached}"
-    )
+    raise DatasetError(f"FSDD not found: pass --data DIR, set FSDD_ROOT, or allow the download to {cached}")
 
 
 def download_to(target: Path, *, url: str = URL, expected: dict[str, str] | None = None) -> Path:

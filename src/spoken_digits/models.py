@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import itertools
 import math
 from collections.abc import Callable
 
@@ -77,16 +78,28 @@ class RecurrentClassifier(nn.Module):
     """A (stacked, optionally bidirectional) LSTM or GRU with a last-state or masked-mean readout."""
 
     def __init__(
-        self, n_features: int, n_classes: int, *, cell: str = "lstm", hidden: int = 128,
-        num_layers: int = 1, bidirectional: bool = False, readout: str = "last", dropout: float = 0.1,
+        self,
+        n_features: int,
+        n_classes: int,
+        *,
+        cell: str = "lstm",
+        hidden: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        readout: str = "last",
+        dropout: float = 0.1,
     ) -> None:
         super().__init__()
         if cell not in ("lstm", "gru") or readout not in ("last", "mean"):
             raise ParameterError(f"cell must be lstm|gru and readout last|mean, got {cell!r}, {readout!r}")
         rnn_type = nn.LSTM if cell == "lstm" else nn.GRU
         self.rnn = rnn_type(
-            n_features, hidden, num_layers=num_layers, batch_first=True,
-            bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0,
+            n_features,
+            hidden,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,
         )
         self.bidirectional, self.readout = bidirectional, readout
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden * (1 + bidirectional), n_classes))
@@ -123,17 +136,21 @@ class CNN(nn.Module):
     """
 
     def __init__(
-        self, n_features: int, n_classes: int, *, channels: tuple[int, ...] = (16, 32, 64),
+        self,
+        n_features: int,
+        n_classes: int,
+        *,
+        channels: tuple[int, ...] = (16, 32, 64),
         dropout: float = 0.3,
     ) -> None:
         super().__init__()
         widths = (1, *channels)
-        self.blocks = nn.ModuleList(ConvBlock(a, b, (2, 2)) for a, b in zip(widths, widths[1:]))
+        self.blocks = nn.ModuleList(ConvBlock(a, b, (2, 2)) for a, b in itertools.pairwise(widths))
         width = channels[-1] * _pooled(n_features, len(channels))
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * width, n_classes))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        h = x[:, None]  # (B, 1, T, F)
+        h = (x * time_mask(lengths, x.shape[1])[:, :, None])[:, None]  # zero the padding; (B, 1, T, F)
         for block in self.blocks:
             h, lengths = block(h, lengths)
         h = h.permute(0, 2, 1, 3).flatten(2)  # (B, C, T', F') -> (B, T', C*F')
@@ -145,17 +162,23 @@ class CRNN(nn.Module):
     """Conv encoder pooling only the mel axis (time resolution kept), then a BiGRU, masked mean."""
 
     def __init__(
-        self, n_features: int, n_classes: int, *, channels: tuple[int, ...] = (16, 32),
-        hidden: int = 128, dropout: float = 0.2,
+        self,
+        n_features: int,
+        n_classes: int,
+        *,
+        channels: tuple[int, ...] = (16, 32),
+        hidden: int = 128,
+        dropout: float = 0.2,
     ) -> None:
         super().__init__()
         widths = (1, *channels)
-        self.blocks = nn.ModuleList(ConvBlock(a, b, (1, 2)) for a, b in zip(widths, widths[1:]))
-        self.rnn = nn.GRU(channels[-1] * _pooled(n_features, len(channels)), hidden, batch_first=True, bidirectional=True)
+        self.blocks = nn.ModuleList(ConvBlock(a, b, (1, 2)) for a, b in itertools.pairwise(widths))
+        width = channels[-1] * _pooled(n_features, len(channels))  # channels x pooled mel bins per frame
+        self.rnn = nn.GRU(width, hidden, batch_first=True, bidirectional=True)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, n_classes))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        h = x[:, None]  # (B, 1, T, F)
+        h = (x * time_mask(lengths, x.shape[1])[:, :, None])[:, None]  # zero the padding; (B, 1, T, F)
         for block in self.blocks:
             h, lengths = block(h, lengths)
         h = h.permute(0, 2, 1, 3).flatten(2)  # (B, C, T, F') -> (B, T, C*F')
@@ -174,13 +197,18 @@ Factory = Callable[..., nn.Module]
 
 MODELS: dict[str, tuple[Factory, str]] = {
     "seed_lstm": (SeedLSTM, "the seed's LSTM(128) -> Dense(100, relu) -> Dense(10), Keras init"),
-    "lstm": (lambda f, c, **kw: RecurrentClassifier(f, c, cell="lstm", num_layers=2, **kw),
-             "2-layer LSTM(128), last-state readout"),
-    "gru": (lambda f, c, **kw: RecurrentClassifier(f, c, cell="gru", num_layers=2, **kw),
-            "2-layer GRU(128), last-state readout"),
-    "bilstm": (lambda f, c, **kw: RecurrentClassifier(f, c, cell="lstm", bidirectional=True,
-                                                      readout="mean", **kw),
-               "bidirectional LSTM(128), masked mean over time"),
+    "lstm": (
+        lambda f, c, **kw: RecurrentClassifier(f, c, cell="lstm", num_layers=2, **kw),
+        "2-layer LSTM(128), last-state readout",
+    ),
+    "gru": (
+        lambda f, c, **kw: RecurrentClassifier(f, c, cell="gru", num_layers=2, **kw),
+        "2-layer GRU(128), last-state readout",
+    ),
+    "bilstm": (
+        lambda f, c, **kw: RecurrentClassifier(f, c, cell="lstm", bidirectional=True, readout="mean", **kw),
+        "bidirectional LSTM(128), masked mean over time",
+    ),
     "cnn": (CNN, "three conv blocks over (time, mel), masked mean+max over time"),
     "crnn": (CRNN, "two conv blocks (mel pooling only) -> BiGRU(128) -> masked mean"),
 }

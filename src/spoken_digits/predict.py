@@ -86,8 +86,9 @@ class Predictor:
             except AudioError as exc:
                 results[i] = Prediction(str(path), error=str(exc))
         if waves:
-            for i, probs in zip(readable, self.probabilities(waves)):
+            for i, probs in zip(readable, self.probabilities(waves), strict=True):
                 best = int(probs.argmax())
-                results[i] = Prediction(str(paths[i]), self.classes[best], float(probs[best]),
-                                        tuple(float(p) for p in probs))
+                results[i] = Prediction(
+                    str(paths[i]), self.classes[best], float(probs[best]), tuple(float(p) for p in probs)
+                )
         return results

@@ -21,8 +21,13 @@ def _save(fig: object, path: str | os.PathLike[str]) -> None:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")  # type: ignore[attr-defined]
 
 
-def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path: str | os.PathLike[str],
-                   *, title: str = "Confusion matrix") -> None:
+def plot_confusion(
+    matrix: Sequence[Sequence[int]],
+    classes: Sequence[str],
+    path: str | os.PathLike[str],
+    *,
+    title: str = "Confusion matrix",
+) -> None:
     """Counts with true class on rows and predicted class on columns, each cell labelled."""
     from matplotlib.figure import Figure
 
@@ -34,10 +39,16 @@ def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path
     fig.colorbar(image, ax=ax, label="share of true class")
     for (i, j), n in np.ndenumerate(counts):
         if n:
-            ax.text(j, i, str(n), ha="center", va="center", fontsize=7,
-                    color="white" if share[i, j] > 0.5 else "black")
-    ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes,
-           yticklabels=classes, xlabel="predicted", ylabel="true", title=title)
+            ax.text(j, i, str(n), ha="center", va="center", fontsize=7, color="white" if share[i, j] > 0.5 else "black")
+    ax.set(
+        xticks=range(len(classes)),
+        yticks=range(len(classes)),
+        xticklabels=classes,
+        yticklabels=classes,
+        xlabel="predicted",
+        ylabel="true",
+        title=title,
+    )
     _save(fig, path)
 
 

@@ -1,0 +1,247 @@
+"""The command line end to end on synthetic FSDD-shaped data: every command and every output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+import torch
+
+from conftest import digit_tone
+from spoken_digits.cli import build_parser, main
+
+OUTPUTS = {"metrics.json", "model.pt", "config.json", "log.csv", "confusion.png", "curves.png"}
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_fsdd, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(synthetic_fsdd),
+                "--split",
+                "random",
+                "--epochs",
+                "12",
+                "--model",
+                "gru",
+                "--param",
+                "hidden=32",
+                "--out",
+                str(out),
+                "--no-download",
+            ]
+        )
+        == 0
+    )
+    return out
+
+
+def test_train_writes_every_output(trained):
+    assert {p.name for p in trained.iterdir()} >= OUTPUTS
+    metrics = json.loads((trained / "metrics.json").read_text())
+    for key in ("test_accuracy", "per_class", "per_speaker", "n_train", "n_test", "epochs_run", "seconds"):
+        assert key in metrics
+    assert metrics["test_accuracy"] > 0.8 and metrics["n_test"] == 20  # 10% of each digit's 24 clips
+    assert set(metrics["per_speaker"]) == {"anna", "bert", "carl"}
+    config = json.loads((trained / "config.json").read_text())
+    assert config["model"] == {"name": "gru", "params": {"hidden": 32}} and config["split"]["name"] == "random"
+    header = (trained / "log.csv").read_text().splitlines()[0]
+    assert header == "fold,epoch,train_loss,train_accuracy,val_loss,val_accuracy,seconds"
+    raw = torch.load(trained / "model.pt", weights_only=True)
+    assert raw["config"]["audio"]["sr"] == 8000 and raw["classes"] == [str(d) for d in range(10)]
+
+
+def test_predict_any_rate_depth_and_channels(trained, tmp_path, capsys):
+    y = digit_tone(6, seed=123456)
+    hi = soxr.resample(y, 8000, 48000)
+    stereo = np.stack([hi, 0.7 * hi], axis=1) * 0.5
+    sf.write(tmp_path / "six_48k.wav", np.concatenate([np.zeros((24000, 2)), stereo]), 48000, subtype="PCM_24")
+    sf.write(tmp_path / "six_8k.wav", y, 8000)
+    assert (
+        main(["predict", str(trained / "model.pt"), str(tmp_path / "six_48k.wav"), str(tmp_path / "six_8k.wav")]) == 0
+    )
+    lines = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
+    assert [line[1] for line in lines] == ["6", "6"]
+    assert all(0.1 <= float(line[2]) <= 1 for line in lines)
+
+
+def test_predict_reports_bad_files_and_answers_the_rest(trained, tmp_path, capsys):
+    good = tmp_path / "good.wav"
+    sf.write(good, digit_tone(2, seed=99), 8000)
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    sf.write(tmp_path / "quiet.wav", np.zeros(4000), 8000)
+    files = [str(good), str(tmp_path / "bad.wav"), str(tmp_path / "quiet.wav"), str(tmp_path / "gone.wav")]
+    assert main(["predict", str(trained / "model.pt"), *files, "--json"]) == 1
+    captured = capsys.readouterr()
+    answers = json.loads(captured.out)
+    assert [a["file"] for a in answers] == files
+    assert answers[0]["digit"] == "2" and "error" not in answers[0]
+    assert "not a readable audio file" in answers[1]["error"]
+    assert "silent" in answers[2]["error"] and "no such file" in answers[3]["error"]
+    assert captured.err.count("spoken-digits: error:") == 3
+
+
+def test_evaluate_prints_metrics_and_warns_on_overlap(trained, synthetic_fsdd, capsys):
+    assert main(["evaluate", str(trained / "model.pt"), "--data", str(synthetic_fsdd), "--split", "official"]) == 0
+    captured = capsys.readouterr()
+    metrics = json.loads(captured.out)
+    assert metrics["n_test"] == 3 * 10 * 5 and 0 <= metrics["test_accuracy"] <= 1
+    # the random-split model saw most official test clips: the score is flagged as optimistic
+    assert (
+        "spoken-digits: warning:" in captured.err and "of 150 test clips were in this model's training" in captured.err
+    )
+
+
+def test_loso_runs_every_fold(synthetic_fsdd, tmp_path):
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(synthetic_fsdd),
+                "--split",
+                "loso",
+                "--epochs",
+                "2",
+                "--model",
+                "bilstm",
+                "--param",
+                "hidden=16",
+                "--out",
+                str(tmp_path),
+                "--no-download",
+            ]
+        )
+        == 0
+    )
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics["folds"]) == {"anna", "bert", "carl"} == set(metrics["per_speaker"])
+    assert metrics["test_accuracy"] == pytest.approx(np.mean(list(metrics["folds"].values())))
+    assert metrics["n_test"] == 240
+    for speaker in ("anna", "bert", "carl"):
+        assert {"model.pt", "metrics.json", "log.csv"} <= {p.name for p in (tmp_path / "folds" / speaker).iterdir()}
+    assert (OUTPUTS - {"model.pt"}) <= {p.name for p in tmp_path.iterdir()}
+
+
+@pytest.mark.parametrize("model", ["seed_lstm", "cnn", "crnn", "lstm"])
+def test_every_model_trains_through_the_cli(synthetic_fsdd, tmp_path, model):
+    out = tmp_path / model
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(synthetic_fsdd),
+                "--model",
+                model,
+                "--epochs",
+                "1",
+                "--duration",
+                "0",
+                "--out",
+                str(out),
+                "--no-download",
+            ]
+        )
+        == 0
+    )
+    assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 1
+
+
+def test_seed_preset_is_the_seeds_pipeline(synthetic_fsdd, tmp_path):
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "seed",
+                "--data",
+                str(synthetic_fsdd),
+                "--epochs",
+                "1",
+                "--out",
+                str(tmp_path),
+                "--no-download",
+            ]
+        )
+        == 0
+    )
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["features"]["scale"] == "power" and config["features"]["standardize"] is False
+    assert config["audio"] == {"sr": 8000, "duration": 0.5, "trim_db": None, "max_duration": 30.0}
+    assert config["model"]["name"] == "seed_lstm" and config["train"]["lr"] == 1e-3
+
+
+def test_all_split_trains_without_a_test_set(synthetic_fsdd, tmp_path, capsys):
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(synthetic_fsdd),
+                "--split",
+                "all",
+                "--epochs",
+                "1",
+                "--out",
+                str(tmp_path),
+                "--no-download",
+            ]
+        )
+        == 0
+    )
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["test_accuracy"] is None and metrics["n_train"] + metrics["n_val"] == 240
+    assert "validation accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--model", "lsmt"], "unknown model 'lsmt' (did you mean 'lstm'?)"),
+        (["train", "--epochs", "0"], "epochs must be >= 1, got 0"),
+        (["train", "--split", "loso", "--speaker", "zed"], "unknown speaker 'zed'"),
+        (["train", "--param", "oops"], "--param expects KEY=VALUE"),
+        (["evaluate", "missing.pt"], "missing.pt: no such checkpoint file"),
+        (["predict", "missing.pt", "x.wav"], "missing.pt: no such checkpoint file"),
+    ],
+)
+def test_errors_are_one_line_and_non_zero(synthetic_fsdd, tmp_path, capsys, argv, message):
+    assert main([*argv, *(["--data", str(synthetic_fsdd), "--out", str(tmp_path)] if argv[0] == "train" else [])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("spoken-digits: error:") and message in err and "\n" not in err
+
+
+def test_checkpoint_from_elsewhere_is_refused(tmp_path, capsys):
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "keras.pt")
+    assert main(["predict", str(tmp_path / "keras.pt"), "x.wav"]) == 2
+    assert "not a spoken-digits checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["predict"], ["models"]])
+def test_help_runs_for_every_command(command):
+    run = subprocess.run([sys.executable, "-m", "spoken_digits", *command, "--help"], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.startswith("usage: spoken-digits")
+
+
+def test_every_option_has_help_text():
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in subparsers.choices.items():
+        for action in sub._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+
+
+def test_models_lists_the_registry(capsys):
+    assert main(["models"]) == 0
+    assert capsys.readouterr().out.split("\n")[0].startswith("seed_lstm")

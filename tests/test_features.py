@@ -1,0 +1,122 @@
+"""The torch mel frontend against librosa, batch consistency, and the standardiser."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+import torch
+
+from conftest import digit_tone
+from spoken_digits.audio import batch
+from spoken_digits.config import FeatureConfig, Scale
+from spoken_digits.features import Featurizer, MelFrontend, Standardizer, frame_lengths, mel_filterbank
+
+GRID = [  # (sr, n_fft, hop_length, n_mels, fmin, fmax)
+    (8000, 512, 256, 80, 0.0, None),  # the seed's settings
+    (8000, 256, 80, 40, 0.0, None),
+    (8000, 512, 128, 64, 50.0, 3800.0),
+    (16000, 1024, 256, 128, 0.0, 8000.0),
+    (22050, 2048, 512, 128, 30.0, None),
+]
+
+
+@pytest.mark.parametrize(("sr", "n_fft", "hop", "n_mels", "fmin", "fmax"), GRID)
+def test_filterbank_matches_librosa(sr, n_fft, hop, n_mels, fmin, fmax):
+    ours = mel_filterbank(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-6 * ref.max())
+
+
+def test_too_many_mels_warns_how_to_fix():
+    with pytest.warns(UserWarning, match="lower n_mels or raise n_fft"):
+        mel_filterbank(sr=8000, n_fft=128, n_mels=128)
+
+
+def librosa_mel(y: np.ndarray, sr: int, cfg: FeatureConfig) -> np.ndarray:
+    """librosa's mel spectrogram of one clip as (T, n_mels), power or dB against the clip's peak."""
+    mel = librosa.feature.melspectrogram(
+        y=y, sr=sr, n_fft=cfg.n_fft, hop_length=cfg.hop_length, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax
+    )
+    if cfg.scale is Scale.DB:
+        mel = librosa.power_to_db(mel, ref=np.max, top_db=cfg.top_db)
+    return mel.T
+
+
+def assert_parity(waves: list[np.ndarray], sr: int, cfg: FeatureConfig) -> None:
+    x, lengths = batch(waves)
+    feats, frames = MelFrontend(sr, cfg)(x, lengths)
+    for i, y in enumerate(waves):
+        ref = librosa_mel(y, sr, cfg)
+        assert int(frames[i]) == ref.shape[0]
+        got = feats[i, : frames[i]].numpy()
+        if cfg.scale is Scale.POWER:
+            assert np.abs(got - ref).max() <= 1e-5 * ref.max()
+        else:
+            assert np.abs(got - ref).max() <= 0.01  # dB; float32 rounding near the -80 dB floor
+
+
+@pytest.mark.parametrize("scale", [Scale.POWER, Scale.DB])
+@pytest.mark.parametrize(("sr", "n_fft", "hop", "n_mels", "fmin", "fmax"), GRID)
+def test_frontend_matches_librosa_on_a_batch_of_unequal_clips(sr, n_fft, hop, n_mels, fmin, fmax, scale):
+    cfg = FeatureConfig(n_fft=n_fft, hop_length=hop, n_mels=n_mels, fmin=fmin, fmax=fmax, scale=scale)
+    waves = [digit_tone(d, sr=sr, seed=d, seconds=0.2 + 0.1 * d) for d in range(4)]
+    assert_parity(waves, sr, cfg)
+
+
+@pytest.mark.fsdd
+@pytest.mark.parametrize("scale", [Scale.POWER, Scale.DB])
+@pytest.mark.parametrize(("sr", "n_fft", "hop", "n_mels", "fmin", "fmax"), GRID[:3])
+def test_frontend_matches_librosa_on_real_fsdd_clips(fsdd_root, sr, n_fft, hop, n_mels, fmin, fmax, scale):
+    files = sorted((fsdd_root / "recordings").glob("*.wav"))[::150]  # 20 clips, every speaker and digit
+    waves = [librosa.load(f, sr=None)[0] for f in files]
+    cfg = FeatureConfig(n_fft=n_fft, hop_length=hop, n_mels=n_mels, fmin=fmin, fmax=fmax, scale=scale)
+    assert_parity(waves, sr, cfg)
+
+
+def test_seed_layout_is_16_frames_by_80_mels():
+    x, lengths = batch([np.random.default_rng(0).standard_normal(4000).astype(np.float32)])
+    feats, frames = MelFrontend(8000, FeatureConfig())(x, lengths)
+    assert feats.shape == (1, 16, 80) and frames.tolist() == [16]  # (N, T, n_mels): row = frame
+
+
+def test_a_clip_gets_the_same_features_alone_and_in_a_padded_batch():
+    short, long = digit_tone(2, seed=3, seconds=0.25), digit_tone(8, seed=4, seconds=0.6)
+    fe = MelFrontend(8000, FeatureConfig())
+    alone, n = fe(*batch([short]))
+    together, frames = fe(*batch([short, long]))
+    assert frames[0] == n[0]
+    torch.testing.assert_close(together[0, : n[0]], alone[0], rtol=0, atol=1e-4)
+
+
+def test_db_is_per_clip_so_gain_does_not_change_it():
+    y = digit_tone(4, seed=5)
+    fe = MelFrontend(8000, FeatureConfig())
+    loud, _ = fe(*batch([y]))
+    quiet, _ = fe(*batch([0.01 * y]))
+    torch.testing.assert_close(loud, quiet, rtol=0, atol=1e-3)
+    assert float(loud.max()) == 0.0 and float(loud.min()) >= -80.0
+
+
+def test_frame_count_is_librosas():
+    assert frame_lengths(torch.tensor([4000, 255, 256, 18262]), 256).tolist() == [16, 1, 2, 72]
+
+
+def test_standardizer_uses_valid_frames_only_and_zeroes_padding():
+    x = torch.zeros(2, 4, 3)
+    x[0, :2] = torch.tensor([[1.0, 2.0, 3.0], [3.0, 6.0, 9.0]])
+    x[1, :2] = torch.tensor([[1.0, 2.0, 3.0], [3.0, 6.0, 9.0]])
+    x[:, 2:] = 100.0  # padding that must not be counted
+    lengths = torch.tensor([2, 2])
+    z = Standardizer(3).fit(x, lengths)(x, lengths)
+    torch.testing.assert_close(z[:, :2].mean(dim=(0, 1)), torch.zeros(3))
+    assert z[:, 2:].abs().sum() == 0
+
+
+def test_featurizer_without_standardizer_passes_features_through():
+    cfg = FeatureConfig(scale=Scale.POWER, standardize=False)
+    featurizer = Featurizer(8000, cfg)
+    assert featurizer.standardizer is None
+    x, lengths = batch([digit_tone(1, seed=1)])
+    torch.testing.assert_close(featurizer(x, lengths)[0], featurizer.frontend(x, lengths)[0])

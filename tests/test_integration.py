@@ -1,0 +1,85 @@
+"""The issue's acceptance bars on the real FSDD recordings ($FSDD_ROOT): accuracy, loso, predict."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from spoken_digits.config import SplitConfig, SplitName, TrainConfig, preset
+from spoken_digits.experiment import train_run
+from spoken_digits.predict import Predictor
+
+pytestmark = pytest.mark.fsdd
+
+
+@pytest.fixture(scope="module")
+def default_run(fsdd_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("default")
+    return out, train_run(preset("default"), out, data=fsdd_root, download=False)
+
+
+def test_default_preset_reaches_97_percent_on_the_official_split(default_run):
+    out, metrics = default_run
+    assert metrics["test_accuracy"] >= 0.97
+    assert (metrics["n_train"] + metrics["n_val"], metrics["n_test"]) == (2700, 300)
+    assert len(metrics["per_speaker"]) == 6 and len(metrics["per_class"]) == 10
+    assert {"metrics.json", "model.pt", "config.json", "log.csv", "confusion.png", "curves.png"} <= {
+        p.name for p in out.iterdir()
+    }
+
+
+@pytest.mark.parametrize("model", ["gru", "crnn"])
+def test_gru_and_crnn_reach_97_percent(fsdd_root, tmp_path, model):
+    cfg = dataclasses.replace(preset("default"), model=dataclasses.replace(preset("default").model, name=model))
+    assert train_run(cfg, tmp_path, data=fsdd_root, download=False)["test_accuracy"] >= 0.97
+
+
+def test_seed_preset_runs_and_trails_the_fixed_pipeline(fsdd_root, tmp_path, default_run):
+    metrics = train_run(preset("seed"), tmp_path, data=fsdd_root, download=False)
+    assert metrics["epochs_run"] == 40  # the seed trained a fixed number of epochs, no early stopping
+    assert 0.1 < metrics["test_accuracy"] < default_run[1]["test_accuracy"]
+
+
+def test_loso_runs_all_six_folds(fsdd_root, tmp_path):
+    cfg = dataclasses.replace(preset("default"), split=SplitConfig(SplitName.LOSO))
+    metrics = train_run(cfg, tmp_path, data=fsdd_root, download=False)
+    speakers = {"george", "jackson", "lucas", "nicolas", "theo", "yweweler"}
+    assert set(metrics["folds"]) == speakers == set(metrics["per_speaker"])
+    assert metrics["test_accuracy"] == pytest.approx(np.mean(list(metrics["folds"].values())))
+    assert metrics["test_accuracy"] > 0.5  # far above chance, far below the shared-speaker split
+    assert metrics["n_test"] == 3000
+
+
+def test_predict_a_48k_24bit_stereo_recording_and_an_fsdd_file(default_run, fsdd_root, tmp_path):
+    predictor = Predictor.from_file(default_run[0] / "model.pt")
+    files = [
+        fsdd_root / "recordings" / f"{d}_{s}_{t}.wav"
+        for d, s, t in [(7, "theo", 3), (2, "george", 0), (9, "lucas", 4), (4, "nicolas", 1)]
+    ]  # official test takes
+    converted = []
+    for f in files:
+        y, sr = sf.read(f)
+        hi = soxr.resample(y, sr, 48000) * 0.4  # quieter, 48 kHz, stereo, with silence either side
+        stereo = np.stack([hi, 0.8 * hi], axis=1)
+        path = tmp_path / f"{f.stem}_48k.wav"
+        sf.write(path, np.concatenate([np.zeros((12000, 2)), stereo, np.zeros((9600, 2))]), 48000, subtype="PCM_24")
+        converted.append(path)
+    results = predictor.predict_files([*files, *converted])
+    assert [r.error for r in results] == [None] * 8
+    assert [r.digit for r in results] == ["7", "2", "9", "4"] * 2
+
+
+def test_same_config_and_seed_give_the_same_metrics(fsdd_root, tmp_path):
+    cfg = dataclasses.replace(preset("default"), train=TrainConfig(epochs=3))
+    first = train_run(cfg, tmp_path / "a", data=fsdd_root, download=False)
+    second = train_run(cfg, tmp_path / "b", data=fsdd_root, download=False)
+    same = lambda m: {k: v for k, v in m.items() if k != "seconds"}  # noqa: E731
+    assert same(first) == same(second)
+    assert (tmp_path / "a" / "log.csv").read_text().count("\n") == 4
+    logged = [json.loads((tmp_path / d / "metrics.json").read_text())["test_accuracy"] for d in "ab"]
+    assert logged[0] == logged[1]

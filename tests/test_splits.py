@@ -1,0 +1,65 @@
+"""Official, random, leave-one-speaker-out and all splits over an FSDD-shaped clip list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spoken_digits.config import SplitConfig, SplitName
+from spoken_digits.errors import ParameterError
+from spoken_digits.fsdd import Clip
+from spoken_digits.splits import make_folds
+
+CLIPS = [
+    Clip(Path(f"{d}_{s}_{t}.wav"), d, s, t) for s in ("george", "jackson", "theo") for d in range(10) for t in range(50)
+]
+
+
+def test_official_split_tests_takes_0_to_4():
+    (fold,) = make_folds(CLIPS, SplitConfig(SplitName.OFFICIAL))
+    assert len(fold.test) == 3 * 10 * 5 and len(fold.train) == 3 * 10 * 45
+    assert {CLIPS[i].take for i in fold.test} == {0, 1, 2, 3, 4}
+    assert not {CLIPS[i].take for i in fold.train} & {0, 1, 2, 3, 4}
+
+
+def test_loso_holds_whole_speakers_out():
+    folds = make_folds(CLIPS, SplitConfig(SplitName.LOSO))
+    assert [f.name for f in folds] == ["george", "jackson", "theo"]
+    for fold in folds:
+        train_speakers = {CLIPS[i].speaker for i in fold.train}
+        assert {CLIPS[i].speaker for i in fold.test} == {fold.name} and fold.name not in train_speakers
+        assert len(fold.train) + len(fold.test) == len(CLIPS)
+
+
+def test_loso_one_named_speaker_and_unknown_speaker():
+    (fold,) = make_folds(CLIPS, SplitConfig(SplitName.LOSO, speaker="theo"))
+    assert fold.name == "theo"
+    with pytest.raises(ParameterError, match="unknown speaker 'nobody'; choose one of: george, jackson, theo"):
+        make_folds(CLIPS, SplitConfig(SplitName.LOSO, speaker="nobody"))
+
+
+def test_speaker_needs_loso():
+    with pytest.raises(ParameterError, match="only be held out with --split loso"):
+        SplitConfig(SplitName.OFFICIAL, speaker="theo")
+
+
+def test_random_split_is_stratified_seeded_and_disjoint():
+    (a,) = make_folds(CLIPS, SplitConfig(SplitName.RANDOM), seed=1)
+    (b,) = make_folds(CLIPS, SplitConfig(SplitName.RANDOM), seed=1)
+    (c,) = make_folds(CLIPS, SplitConfig(SplitName.RANDOM), seed=2)
+    assert np.array_equal(a.test, b.test) and not np.array_equal(a.test, c.test)
+    assert not set(a.test) & set(a.train)
+    counts = np.bincount([CLIPS[i].digit for i in a.test], minlength=10)
+    assert (counts == 15).all()  # 10% of each digit's 150 clips
+
+
+def test_all_trains_on_everything():
+    (fold,) = make_folds(CLIPS, SplitConfig(SplitName.ALL))
+    assert len(fold.train) == len(CLIPS) and len(fold.test) == 0
+
+
+def test_unknown_split_lists_the_choices():
+    with pytest.raises(ParameterError, match="unknown split 'holdout'; choose one of: official, random, loso, all"):
+        SplitConfig("holdout")

@@ -1,0 +1,71 @@
+"""The training loop learns, is deterministic, stops early and keeps the best weights."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from spoken_digits.config import TrainConfig
+from spoken_digits.models import create_model
+from spoken_digits.train import FeatureSet, fit, predict_logits, seed_everything
+
+
+def toy_data(n: int, seed: int, *, noise: float = 1.0) -> FeatureSet:
+    """Class c lights up feature band c; clips have 6-12 valid frames."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 4
+    lengths = torch.randint(6, 13, (n,), generator=g)
+    x = noise * torch.randn(n, 12, 8, generator=g)
+    x[torch.arange(n), :, y] += 2.0
+    x *= (torch.arange(12)[None, :] < lengths[:, None])[:, :, None]
+    return FeatureSet(x, lengths, y)
+
+
+CFG = TrainConfig(epochs=8, batch_size=16, lr=1e-2, patience=0, seed=3)
+
+
+def train_once(cfg: TrainConfig = CFG, model_name: str = "gru"):
+    seed_everything(cfg.seed)
+    model = create_model(model_name, n_features=8, n_classes=4, hidden=16)
+    result = fit(model, toy_data(160, 0), toy_data(40, 1), cfg)
+    return model, result
+
+
+def test_learns_a_separable_task():
+    model, result = train_once()
+    test = toy_data(80, 2)
+    accuracy = (predict_logits(model, test).argmax(1) == test.y).float().mean()
+    assert accuracy > 0.9 and result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers():
+    _, a = train_once()
+    _, b = train_once()
+    _, c = train_once(dataclasses.replace(CFG, seed=4))
+    strip = lambda h: [{k: v for k, v in row.items() if k != "seconds"} for row in h]  # noqa: E731
+    assert strip(a.history) == strip(b.history)
+    assert strip(a.history) != strip(c.history)
+
+
+def test_early_stopping_and_best_weights():
+    cfg = dataclasses.replace(CFG, epochs=60, patience=3, lr=5e-2)
+    model, result = train_once(cfg)
+    assert result.epochs_run < 60 and result.epochs_run - result.best_epoch == 3
+    best = result.history[result.best_epoch - 1]
+    assert best["val_accuracy"] == max(r["val_accuracy"] for r in result.history)
+    val = toy_data(40, 1)
+    restored = (predict_logits(model, val).argmax(1) == val.y).float().mean().item()
+    assert restored == pytest.approx(best["val_accuracy"])
+
+
+def test_log_rows_have_every_column():
+    _, result = train_once(dataclasses.replace(CFG, epochs=2))
+    assert set(result.history[0]) == {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"}
+
+
+def test_subset_cuts_to_the_longest_clip():
+    data = toy_data(10, 0)
+    part = data.subset(torch.tensor([0, 1]))
+    assert part.x.shape[1] == int(data.lengths[:2].max())
