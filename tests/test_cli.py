@@ -16,6 +16,12 @@ import torch
 from conftest import digit_tone
 from spoken_digits.cli import build_parser, main
 
+
+def train(data, out, *options: str) -> int:
+    """`spoken-digits train` on `data`, writing to `out`, never downloading."""
+    return main(["train", "--data", str(data), "--out", str(out), "--no-download", *options])
+
+
 OUTPUTS = {"metrics.json", "model.pt", "config.json", "log.csv", "confusion.png", "curves.png"}
 
 
@@ -23,25 +29,7 @@ OUTPUTS = {"metrics.json", "model.pt", "config.json", "log.csv", "confusion.png"
 def trained(synthetic_fsdd, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(synthetic_fsdd),
-                "--split",
-                "random",
-                "--epochs",
-                "12",
-                "--model",
-                "gru",
-                "--param",
-                "hidden=32",
-                "--out",
-                str(out),
-                "--no-download",
-            ]
-        )
-        == 0
+        train(synthetic_fsdd, out, "--split", "random", "--epochs", "12", "--model", "gru", "--param", "hidden=32") == 0
     )
     return out
 
@@ -104,24 +92,7 @@ def test_evaluate_prints_metrics_and_warns_on_overlap(trained, synthetic_fsdd, c
 
 def test_loso_runs_every_fold(synthetic_fsdd, tmp_path):
     assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(synthetic_fsdd),
-                "--split",
-                "loso",
-                "--epochs",
-                "2",
-                "--model",
-                "bilstm",
-                "--param",
-                "hidden=16",
-                "--out",
-                str(tmp_path),
-                "--no-download",
-            ]
-        )
+        train(synthetic_fsdd, tmp_path, "--split", "loso", "--epochs", "2", "--model", "bilstm", "--param", "hidden=16")
         == 0
     )
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -136,46 +107,12 @@ def test_loso_runs_every_fold(synthetic_fsdd, tmp_path):
 @pytest.mark.parametrize("model", ["seed_lstm", "cnn", "crnn", "lstm"])
 def test_every_model_trains_through_the_cli(synthetic_fsdd, tmp_path, model):
     out = tmp_path / model
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(synthetic_fsdd),
-                "--model",
-                model,
-                "--epochs",
-                "1",
-                "--duration",
-                "0",
-                "--out",
-                str(out),
-                "--no-download",
-            ]
-        )
-        == 0
-    )
+    assert train(synthetic_fsdd, out, "--model", model, "--epochs", "1", "--duration", "0") == 0
     assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 1
 
 
 def test_seed_preset_is_the_seeds_pipeline(synthetic_fsdd, tmp_path):
-    assert (
-        main(
-            [
-                "train",
-                "--preset",
-                "seed",
-                "--data",
-                str(synthetic_fsdd),
-                "--epochs",
-                "1",
-                "--out",
-                str(tmp_path),
-                "--no-download",
-            ]
-        )
-        == 0
-    )
+    assert train(synthetic_fsdd, tmp_path, "--preset", "seed", "--epochs", "1") == 0
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["features"]["scale"] == "power" and config["features"]["standardize"] is False
     assert config["audio"] == {"sr": 8000, "duration": 0.5, "trim_db": None, "max_duration": 30.0}
@@ -183,23 +120,7 @@ def test_seed_preset_is_the_seeds_pipeline(synthetic_fsdd, tmp_path):
 
 
 def test_all_split_trains_without_a_test_set(synthetic_fsdd, tmp_path, capsys):
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(synthetic_fsdd),
-                "--split",
-                "all",
-                "--epochs",
-                "1",
-                "--out",
-                str(tmp_path),
-                "--no-download",
-            ]
-        )
-        == 0
-    )
+    assert train(synthetic_fsdd, tmp_path, "--split", "all", "--epochs", "1") == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["test_accuracy"] is None and metrics["n_train"] + metrics["n_val"] == 240
     assert "validation accuracy" in capsys.readouterr().out

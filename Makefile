@@ -1,0 +1,33 @@
+# Two commands do all the set-up on a fresh machine (each installs what it needs first):
+#   make train   train and evaluate the default preset on FSDD (official split) -> runs/default/
+#   make test    lint and run the whole test suite
+# FSDD is read from $FSDD_ROOT, else ../shared/data/fsdd when present, else downloaded to the cache.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# torch is pinned to the CPU wheel on this project's machines: a bare "torch" pulls a multi-GB CUDA build.
+TORCH  ?= torch==2.13.0
+
+ifeq ($(FSDD_ROOT),)
+ifneq ($(wildcard ../shared/data/fsdd/recordings),)
+export FSDD_ROOT := $(abspath ../shared/data/fsdd)
+endif
+endif
+
+.PHONY: install train test
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@
+
+train: install
+	$(BIN)/spoken-digits train --out runs/default
+
+test: install
+	$(BIN)/ruff check src tests
+	$(BIN)/python -m pytest -q
