@@ -123,6 +123,7 @@ def test_all_split_trains_without_a_test_set(synthetic_fsdd, tmp_path, capsys):
     assert train(synthetic_fsdd, tmp_path, "--split", "all", "--epochs", "1") == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["test_accuracy"] is None and metrics["n_train"] + metrics["n_val"] == 240
+    assert np.array(metrics["val_confusion"]).sum() == metrics["n_val"] and (tmp_path / "confusion.png").exists()
     assert "validation accuracy" in capsys.readouterr().out
 
 
@@ -133,6 +134,11 @@ def test_all_split_trains_without_a_test_set(synthetic_fsdd, tmp_path, capsys):
         (["train", "--epochs", "0"], "epochs must be >= 1, got 0"),
         (["train", "--split", "loso", "--speaker", "zed"], "unknown speaker 'zed'"),
         (["train", "--param", "oops"], "--param expects KEY=VALUE"),
+        (
+            ["train", "--device", "cuda:7"] if not torch.cuda.is_available() else ["train", "--device", "cuda:99"],
+            "device 'cuda:",
+        ),
+        (["train", "--device", "toaster"], "unknown device 'toaster'"),
         (["evaluate", "missing.pt"], "missing.pt: no such checkpoint file"),
         (["predict", "missing.pt", "x.wav"], "missing.pt: no such checkpoint file"),
     ],

@@ -36,6 +36,12 @@ def test_download_verifies_and_marks_complete(tmp_path):
     assert sorted(p.name for p in (target / "recordings").iterdir()) == sorted(FILES)
 
 
+def test_files_outside_the_manifest_are_not_copied(tmp_path):
+    target = tmp_path / "fsdd"
+    fsdd.download_to(target, url=make_archive(tmp_path, {**FILES, "9_mallory_0.wav": b"x"}), expected=SUMS)
+    assert not (target / "recordings" / "9_mallory_0.wav").exists()
+
+
 @pytest.mark.parametrize(
     ("files", "message"),
     [

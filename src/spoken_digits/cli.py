@@ -153,9 +153,11 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
 def _train(args: argparse.Namespace) -> int:
     from spoken_digits.experiment import train_run
     from spoken_digits.models import create_model
+    from spoken_digits.train import check_device
 
     cfg = _run_config(args)
     create_model(cfg.model.name, n_features=cfg.features.n_mels, n_classes=10, **cfg.model.params)  # fail fast
+    check_device(cfg.train.device)
     out = args.out or Path("runs") / f"{cfg.preset}-{cfg.model.name}-{cfg.split.name.value}-s{cfg.train.seed}"
     metrics = train_run(
         cfg, out, data=args.data, download=not args.no_download, say=lambda line: print(line, file=sys.stderr)

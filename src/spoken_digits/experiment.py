@@ -95,15 +95,23 @@ def train_fold(
         "n_parameters": count_parameters(model),
     }
     if len(fold.test):
-        test = data.subset(fold.test).to(cfg.train.device)
-        predicted = predict_logits(model, test).argmax(1).cpu().numpy()
+        predicted = _predict(model, data, fold.test, cfg.train.device)
         metrics["predicted"] = predicted.tolist()
         metrics.update(
             scores(labels[fold.test].numpy(), predicted, [corpus.speakers[i] for i in fold.test], fsdd.CLASSES)
         )
-    info = {k: v for k, v in metrics.items() if k not in ("predicted", "confusion")}
+    elif len(val_idx):  # no test set (split "all"): the validation slice is the only held-out view
+        predicted = _predict(model, data, val_idx, cfg.train.device)
+        speakers = [corpus.speakers[i] for i in val_idx]
+        metrics["val_confusion"] = scores(labels[val_idx].numpy(), predicted, speakers, fsdd.CLASSES)["confusion"]
+    info = {k: v for k, v in metrics.items() if k not in ("predicted", "confusion", "val_confusion")}
     ckpt = checkpoint.Checkpoint(cfg, list(fsdd.CLASSES), _cpu(model.state_dict()), _cpu(featurizer.state_dict()), info)
     return FoldResult(fold, metrics, result.history, ckpt)
+
+
+def _predict(model: torch.nn.Module, data: FeatureSet, index: np.ndarray, device: str) -> np.ndarray:
+    """Predicted class of the clips at `index`."""
+    return predict_logits(model, data.subset(index).to(device)).argmax(1).cpu().numpy()
 
 
 def train_run(
@@ -191,6 +199,9 @@ def _write_outputs(out: Path, results: list[FoldResult], metrics: dict[str, Any]
     if "confusion" in metrics:
         title = f"{metrics['model']} on {metrics['split']}: accuracy {metrics['test_accuracy']:.3f}"
         plot_confusion(metrics["confusion"], fsdd.CLASSES, out / "confusion.png", title=title)
+    elif "val_confusion" in metrics:
+        title = f"{metrics['model']}, validation slice (no test set): accuracy {metrics['val_accuracy']:.3f}"
+        plot_confusion(metrics["val_confusion"], fsdd.CLASSES, out / "confusion.png", title=title)
 
 
 def _log_csv(results: list[FoldResult]) -> str:

@@ -92,7 +92,7 @@ def download_to(target: Path, *, url: str = URL, expected: dict[str, str] | None
             raise DatasetError(f"downloading FSDD from {url} failed: {exc}") from None
         staged = Path(tmp) / "fsdd" / "recordings"
         staged.mkdir(parents=True)
-        _extract_recordings(archive, staged)
+        _extract_recordings(archive, staged, set(expected))
         _verify(staged, expected)
         (staged.parent / SENTINEL).write_text(f"{VERSION}\n")
         if target.exists():  # a stale, unfinished attempt
@@ -101,14 +101,15 @@ def download_to(target: Path, *, url: str = URL, expected: dict[str, str] | None
     return target
 
 
-def _extract_recordings(archive: Path, dest: Path) -> None:
+def _extract_recordings(archive: Path, dest: Path, names: set[str]) -> None:
+    """Copy the archive's recordings/NAME.wav files whose NAME is in `names` (only files we can verify)."""
     try:
         with tarfile.open(archive) as tar:
             for member in tar.getmembers():
                 parts = Path(member.name).parts
-                if member.isfile() and len(parts) >= 2 and parts[-2] == "recordings":
+                if member.isfile() and len(parts) >= 2 and parts[-2] == "recordings" and parts[-1] in names:
                     source = tar.extractfile(member)
-                    if source is not None and member.name.endswith(".wav"):
+                    if source is not None:
                         (dest / parts[-1]).write_bytes(source.read())
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise DatasetError(f"FSDD archive {archive.name} is damaged: {exc}") from None

@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from spoken_digits.config import TrainConfig
+from spoken_digits.errors import ParameterError
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,19 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+def check_device(name: str) -> torch.device:
+    """The torch device `name`, or a ParameterError when it is malformed or not on this machine."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ParameterError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(f"device {name!r} requested but CUDA is not available on this machine; use cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ParameterError(f"device {name!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
+    return device
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch so a config and seed give the same numbers on one machine."""
     random.seed(seed)
@@ -93,7 +107,7 @@ def fit(
     The best epoch has the highest validation accuracy (ties: lower validation loss); without a
     validation set it is the last. Stops after `cfg.patience` epochs without improvement (0: never).
     """
-    device = torch.device(cfg.device)
+    device = check_device(cfg.device)
     model.to(device)
     train = train.to(device)
     val = val.to(device) if val is not None and len(val) else None
