@@ -29,5 +29,5 @@ train: install
 	$(BIN)/spoken-digits train --out runs/default
 
 test: install
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests fuzz
 	$(BIN)/python -m pytest -q

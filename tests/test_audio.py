@@ -65,6 +65,7 @@ def test_eight_channels_are_mixed(tmp_path):
         (lambda p: sf.write(p, np.full(8000 * 31, 0.1), 8000), "over the 30 s limit"),
         (lambda p: sf.write(p, np.full(100, 0.1), 8), "unusable sample rate 8 Hz"),
         (lambda p: sf.write(p, np.zeros((0, 1)), 8000), "contains no audio samples"),
+        (lambda p: sf.write(p, np.array([0.5]), 16001), "too short: 1 sample"),
     ],
     ids=[
         "missing",
@@ -77,6 +78,7 @@ def test_eight_channels_are_mixed(tmp_path):
         "too-long",
         "absurd-rate",
         "zero-frames",
+        "shorter-than-one-output-sample",
     ],
 )
 def test_bad_files_get_one_clear_error_naming_the_file(tmp_path, make, message):

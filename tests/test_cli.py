@@ -101,6 +101,8 @@ def test_loso_runs_every_fold(synthetic_fsdd, tmp_path):
     assert metrics["n_test"] == 240
     for speaker in ("anna", "bert", "carl"):
         assert {"model.pt", "metrics.json", "log.csv"} <= {p.name for p in (tmp_path / "folds" / speaker).iterdir()}
+        raw = torch.load(tmp_path / "folds" / speaker / "model.pt", weights_only=True)  # safe loading works
+        assert raw["info"]["fold"] == speaker
     assert (OUTPUTS - {"model.pt"}) <= {p.name for p in tmp_path.iterdir()}
 
 

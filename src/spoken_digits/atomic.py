@@ -1,4 +1,4 @@
-"""Atomic file writes: write to a temporary name in the same folder, then rename into place.
+"""Safe outputs: atomic file writes (temporary name, then rename) and a per-folder run lock.
 
 A crash or a full disk leaves either the old file or the new one, never a truncated one.
 """
@@ -13,19 +13,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from spoken_digits.errors import SpokenDigitsError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
+    tmp: Path | None = None
+    try:  # an interrupt (Ctrl-C, SIGTERM) anywhere in here still removes the temporary file
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = Path(name)
+        os.close(fd)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
 
 
@@ -38,3 +43,31 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
     """Write `data` as indented JSON atomically."""
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+@contextmanager
+def folder_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (a `.lock` file in it) so two runs never write one folder.
+
+    The operating system drops the lock when the process ends, however it ends.
+    """
+    import fcntl
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            raise SpokenDigitsError(
+                f"{folder} is in use by another spoken-digits run ({owner}); wait for it or choose another --out"
+            ) from None
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -57,6 +57,8 @@ def read_audio(path: str | os.PathLike[str], sr: int, *, max_duration: float = 3
         raise AudioError(f"{path}: audio is silent ({level})")
     if rate != sr:
         mono = soxr.resample(mono, rate, sr, quality="HQ").astype(np.float32, copy=False)
+        if len(mono) == 0:
+            raise AudioError(f"{path}: too short: {frames} sample(s) at {rate} Hz is less than one sample at {sr} Hz")
     return mono
 
 

@@ -7,6 +7,7 @@ Loading never unpickles arbitrary objects, and refuses foreign files and unknown
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import zipfile
@@ -62,7 +63,7 @@ def save(path: str | os.PathLike[str], ckpt: Checkpoint) -> None:
         "classes": list(ckpt.classes),
         "model_state": ckpt.model_state,
         "featurizer_state": ckpt.featurizer_state,
-        "info": ckpt.info,
+        "info": json.loads(json.dumps(ckpt.info)),  # plain JSON types only, as weights_only loading demands
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)

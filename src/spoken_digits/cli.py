@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,7 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--preset",
-        default="default",
         choices=list(PRESETS),
         help="default: the seed's pipeline done right (log-mel dB, standardised); seed: the "
         "seed's pipeline exactly (raw mel power, no standardisation)",
@@ -87,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--scale", choices=[s.value for s in Scale], help="mel power as is, or dB per clip")
     t.add_argument("--device", help="torch device, e.g. cpu or cuda (default: cpu)")
     t.add_argument("--out", type=Path, help="output folder (default: runs/PRESET-MODEL-SPLIT-sSEED)")
+    t.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="continue the interrupted run in DIR with the config it "
+        "started with (takes no other training option); ends with the metrics of an uninterrupted run",
+    )
     _data_options(t)
 
     e = sub.add_parser(
@@ -115,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_config(args: argparse.Namespace) -> RunConfig:
     """The preset with every option the user gave applied on top."""
-    cfg = preset(args.preset)
+    cfg = preset(args.preset or "default")
     params = dict(cfg.model.params)
     for item in args.param:
         key, sep, value = item.partition("=")
@@ -150,18 +158,48 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
     )
 
 
+CONFIG_OPTIONS = (
+    "preset",
+    "model",
+    "param",
+    "split",
+    "speaker",
+    "epochs",
+    "batch_size",
+    "lr",
+    "patience",
+    "seed",
+    "duration",
+    "trim_db",
+    "scale",
+    "device",
+    "out",
+)
+
+
 def _train(args: argparse.Namespace) -> int:
-    from spoken_digits.experiment import train_run
+    from spoken_digits.experiment import resume_run, train_run
     from spoken_digits.models import create_model
     from spoken_digits.train import check_device
 
-    cfg = _run_config(args)
-    create_model(cfg.model.name, n_features=cfg.features.n_mels, n_classes=10, **cfg.model.params)  # fail fast
-    check_device(cfg.train.device)
-    out = args.out or Path("runs") / f"{cfg.preset}-{cfg.model.name}-{cfg.split.name.value}-s{cfg.train.seed}"
-    metrics = train_run(
-        cfg, out, data=args.data, download=not args.no_download, say=lambda line: print(line, file=sys.stderr)
-    )
+    say = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    if args.resume is not None:
+        given = ["--" + name.replace("_", "-") for name in CONFIG_OPTIONS if getattr(args, name) not in (None, [])]
+        if given:
+            raise ParameterError(f"--resume continues with the run's own config.json; drop {', '.join(given)}")
+        out = args.resume
+        run = lambda: resume_run(out, data=args.data, download=not args.no_download, say=say)  # noqa: E731
+    else:
+        cfg = _run_config(args)
+        create_model(cfg.model.name, n_features=cfg.features.n_mels, n_classes=10, **cfg.model.params)  # fail fast
+        check_device(cfg.train.device)
+        out = args.out or Path("runs") / f"{cfg.preset}-{cfg.model.name}-{cfg.split.name.value}-s{cfg.train.seed}"
+        run = lambda: train_run(cfg, out, data=args.data, download=not args.no_download, say=say)  # noqa: E731
+    try:
+        metrics = run()
+    except KeyboardInterrupt:
+        say(f"spoken-digits: interrupted; progress is saved, continue with: spoken-digits train --resume {out}")
+        return 130
     accuracy = metrics.get("test_accuracy")
     if accuracy is not None:
         result = f"test accuracy {accuracy:.4f}"
@@ -217,6 +255,7 @@ COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "models
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; errors we expect print one line and return a non-zero status."""
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt) if _main_thread() else None
     try:
         with warnings.catch_warnings():  # restores the caller's warning display on exit
             warnings.showwarning = _show_warning
@@ -227,3 +266,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("spoken-digits: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM ends a command like Ctrl-C: temporary files are removed and saved progress kept."""
+    raise KeyboardInterrupt
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()

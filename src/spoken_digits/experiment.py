@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from spoken_digits import audio, checkpoint, fsdd
-from spoken_digits.atomic import write_json, write_text
+from spoken_digits.atomic import folder_lock, write_json, write_text
 from spoken_digits.config import RunConfig, SplitConfig, SplitName
 from spoken_digits.errors import ParameterError
 from spoken_digits.evaluate import scores
@@ -28,6 +28,7 @@ from spoken_digits.features import Featurizer
 from spoken_digits.models import count_parameters, create_model
 from spoken_digits.predict import Predictor
 from spoken_digits.report import plot_confusion, plot_curves
+from spoken_digits.runstate import RunState
 from spoken_digits.splits import Fold, make_folds, stratified_split
 from spoken_digits.train import FeatureSet, fit, predict_logits, seed_everything
 
@@ -59,18 +60,27 @@ def load_corpus(clips: list[fsdd.Clip], cfg: RunConfig) -> Corpus:
 
 @dataclass
 class FoldResult:
-    """A trained fold: its scores, training log and checkpoint."""
+    """A trained fold: its scores and training log (its checkpoint is already on disk)."""
 
     fold: Fold
     metrics: dict[str, Any]
     history: list[dict[str, float]]
-    ckpt: checkpoint.Checkpoint
 
 
 def train_fold(
-    cfg: RunConfig, corpus: Corpus, raw: tuple[torch.Tensor, torch.Tensor], fold: Fold, *, desc: str = "train"
+    cfg: RunConfig,
+    corpus: Corpus,
+    raw: tuple[torch.Tensor, torch.Tensor],
+    fold: Fold,
+    model_path: Path,
+    *,
+    state: RunState | None = None,
+    on_epoch: Callable[[list[dict[str, float]]], None] = lambda _: None,
 ) -> FoldResult:
-    """Fit the standardiser and model on the fold's training clips; score its test clips."""
+    """Fit the standardiser and model on the fold's training clips, save the model, score the test clips.
+
+    With `state`, the training state is saved after every epoch and picked up again if present.
+    """
     seed_everything(cfg.train.seed)
     labels = corpus.labels
     keep, held = stratified_split(labels[fold.train].numpy(), cfg.train.val_fraction, seed=cfg.train.seed)
@@ -83,7 +93,16 @@ def train_fold(
     model = create_model(
         cfg.model.name, n_features=cfg.features.n_mels, n_classes=len(fsdd.CLASSES), **cfg.model.params
     )
-    result = fit(model, data.subset(fit_idx), data.subset(val_idx), cfg.train, desc=desc)
+
+    def epoch_done(progress: dict[str, Any]) -> None:
+        if state is not None:
+            state.save_training(fold.name, progress)
+        on_epoch(progress["history"])
+
+    resume = state.training(fold.name) if state is not None else None
+    result = fit(
+        model, data.subset(fit_idx), data.subset(val_idx), cfg.train, resume=resume, on_epoch=epoch_done, desc=fold.name
+    )
     metrics: dict[str, Any] = {
         "fold": fold.name,
         "n_train": len(fit_idx),
@@ -106,7 +125,8 @@ def train_fold(
         metrics["val_confusion"] = scores(labels[val_idx].numpy(), predicted, speakers, fsdd.CLASSES)["confusion"]
     info = {k: v for k, v in metrics.items() if k not in ("predicted", "confusion", "val_confusion")}
     ckpt = checkpoint.Checkpoint(cfg, list(fsdd.CLASSES), _cpu(model.state_dict()), _cpu(featurizer.state_dict()), info)
-    return FoldResult(fold, metrics, result.history, ckpt)
+    checkpoint.save(model_path, ckpt)
+    return FoldResult(fold, metrics, result.history)
 
 
 def _predict(model: torch.nn.Module, data: FeatureSet, index: np.ndarray, device: str) -> np.ndarray:
@@ -121,36 +141,71 @@ def train_run(
     data: str | os.PathLike[str] | None = None,
     download: bool = True,
     say: Callable[[str], None] = lambda _: None,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Train and evaluate `cfg` on FSDD, writing every output to `out`; returns the metrics."""
+    """Train and evaluate `cfg` on FSDD, writing every output to `out`; returns the metrics.
+
+    Progress is saved after every epoch; `resume=True` continues an interrupted run in `out` (use
+    `resume_run` to take its config from `out/config.json`) and ends with the same metrics an
+    uninterrupted run would have. `out` is locked for the run: a second run on it is refused.
+    """
     started = time.perf_counter()
+    out = Path(out)
     clips = fsdd.index(fsdd.locate(data, download=download))
     folds = make_folds(clips, cfg.split, seed=cfg.train.seed)  # validates the split before any work
-    say(config_summary(cfg))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", cfg.to_dict())
-    corpus = load_corpus(clips, cfg)
-    raw = Featurizer(cfg.audio.sr, cfg.features).raw(corpus.waves, corpus.lengths)
-    say(f"{len(clips)} clips -> features {tuple(raw[0].shape)} (N, T, n_mels) in {time.perf_counter() - started:.1f} s")
-    results = []
-    for fold in folds:
-        result = train_fold(cfg, corpus, raw, fold, desc=fold.name)
-        results.append(result)
-        accuracy = result.metrics.get("accuracy")
-        say(
-            f"fold {fold.name}: "
-            + (
-                f"test accuracy {accuracy:.4f}"
-                if accuracy is not None
-                else f"validation accuracy {result.metrics['val_accuracy']:.4f}"
+    with folder_lock(out):
+        state = RunState(out)
+        if state.exists() and not resume:
+            raise ParameterError(
+                f"{out} holds an interrupted run; continue it with --resume {out} or choose another --out"
             )
-            + f" after {result.metrics['epochs_run']} epochs"
+        say(config_summary(cfg))
+        write_json(out / "config.json", cfg.to_dict())
+        corpus = load_corpus(clips, cfg)
+        raw = Featurizer(cfg.audio.sr, cfg.features).raw(corpus.waves, corpus.lengths)
+        say(
+            f"{len(clips)} clips -> features {tuple(raw[0].shape)} (N, T, n_mels) "
+            f"in {time.perf_counter() - started:.1f} s"
         )
-    metrics = _summarise(cfg, corpus, results)
-    metrics["seconds"] = round(time.perf_counter() - started, 2)
-    _write_outputs(out, results, metrics)
+        per_fold = cfg.split.name is SplitName.LOSO
+        results: list[FoldResult] = []
+        for fold in folds:
+            if (record := state.finished(fold.name)) is not None:
+                results.append(FoldResult(fold, record["metrics"], record["history"]))
+                say(f"fold {fold.name}: finished before, kept")
+                continue
+
+            def log_progress(history: list[dict[str, float]], name: str = fold.name) -> None:
+                write_text(out / "log.csv", _log_csv([*((r.fold.name, r.history) for r in results), (name, history)]))
+
+            model_path = (out / "folds" / fold.name if per_fold else out) / "model.pt"
+            result = train_fold(cfg, corpus, raw, fold, model_path, state=state, on_epoch=log_progress)
+            state.save_finished(fold.name, {"metrics": result.metrics, "history": result.history})
+            results.append(result)
+            say(f"fold {fold.name}: {_headline(result.metrics)} after {result.metrics['epochs_run']} epochs")
+        metrics = _summarise(cfg, corpus, results)
+        metrics["seconds"] = round(time.perf_counter() - started, 2)
+        _write_outputs(out, results, metrics, per_fold=per_fold)
+        state.clear()
     return metrics
+
+
+def resume_run(out: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any]:
+    """Continue the interrupted run in `out` with the config it started with."""
+    out = Path(out)
+    if not (out / "config.json").is_file():
+        raise ParameterError(f"{out}: nothing to resume (no config.json; was it a spoken-digits run folder?)")
+    if not RunState(out).exists():
+        done = (out / "metrics.json").is_file()
+        raise ParameterError(f"{out}: nothing to resume" + (" (the run is complete)" if done else ""))
+    cfg = RunConfig.from_dict(json.loads((out / "config.json").read_text()))
+    return train_run(cfg, out, resume=True, **kwargs)
+
+
+def _headline(metrics: dict[str, Any]) -> str:
+    if metrics.get("accuracy") is not None:
+        return f"test accuracy {metrics['accuracy']:.4f}"
+    return f"validation accuracy {metrics['val_accuracy']:.4f} (no test set)"
 
 
 def _summarise(cfg: RunConfig, corpus: Corpus, results: list[FoldResult]) -> dict[str, Any]:
@@ -185,15 +240,12 @@ def _summarise(cfg: RunConfig, corpus: Corpus, results: list[FoldResult]) -> dic
     }
 
 
-def _write_outputs(out: Path, results: list[FoldResult], metrics: dict[str, Any]) -> None:
-    per_fold = len(results) > 1 or metrics["split"] == SplitName.LOSO.value
-    for r in results:
-        folder = out / "folds" / r.fold.name if per_fold else out
-        checkpoint.save(folder / "model.pt", r.ckpt)
-        if per_fold:
-            write_json(folder / "metrics.json", {k: v for k, v in r.metrics.items() if k != "predicted"})
-            write_text(folder / "log.csv", _log_csv([r]))
-    write_text(out / "log.csv", _log_csv(results))
+def _write_outputs(out: Path, results: list[FoldResult], metrics: dict[str, Any], *, per_fold: bool) -> None:
+    for r in results if per_fold else []:
+        folder = out / "folds" / r.fold.name
+        write_json(folder / "metrics.json", {k: v for k, v in r.metrics.items() if k != "predicted"})
+        write_text(folder / "log.csv", _log_csv([(r.fold.name, r.history)]))
+    write_text(out / "log.csv", _log_csv([(r.fold.name, r.history) for r in results]))
     write_json(out / "metrics.json", metrics)
     plot_curves({r.fold.name: r.history for r in results}, out / "curves.png")
     if "confusion" in metrics:
@@ -204,15 +256,14 @@ def _write_outputs(out: Path, results: list[FoldResult], metrics: dict[str, Any]
         plot_confusion(metrics["val_confusion"], fsdd.CLASSES, out / "confusion.png", title=title)
 
 
-def _log_csv(results: list[FoldResult]) -> str:
+def _log_csv(histories: list[tuple[str, list[dict[str, float]]]]) -> str:
+    """The per-epoch log of (fold name, history) pairs as CSV text."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, LOG_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    for r in results:
-        for row in r.history:
-            writer.writerow(
-                {"fold": r.fold.name, **{k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()}}
-            )
+    for name, history in histories:
+        for row in history:
+            writer.writerow({"fold": name, **{k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()}})
     return buffer.getvalue()
 
 

@@ -39,7 +39,7 @@ def make_folds(clips: Sequence[Clip], cfg: SplitConfig, *, seed: int = 0) -> lis
         train, test = stratified_split(np.array([c.digit for c in clips]), cfg.test_fraction, seed=seed)
         return [Fold("random", train, test)]
     speakers = np.array([c.speaker for c in clips])
-    names = sorted(set(speakers))
+    names = sorted({c.speaker for c in clips})  # plain str (numpy's str_ would not survive weights_only loading)
     if cfg.speaker is not None:
         if cfg.speaker not in names:
             raise ParameterError(f"unknown speaker {cfg.speaker!r}; choose one of: {', '.join(names)}")

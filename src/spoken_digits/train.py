@@ -11,6 +11,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -99,24 +100,37 @@ def fit(
     val: FeatureSet | None,
     cfg: TrainConfig,
     *,
-    on_epoch: Callable[[dict[str, float]], None] | None = None,
+    resume: dict[str, Any] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
     desc: str = "train",
 ) -> FitResult:
     """Train `model` in place; it ends holding the weights of the best validation epoch.
 
     The best epoch has the highest validation accuracy (ties: lower validation loss); without a
     validation set it is the last. Stops after `cfg.patience` epochs without improvement (0: never).
+    After every epoch `on_epoch` gets a state dict (tensors, numbers, lists: `torch.save`-able);
+    passing it back as `resume` continues exactly where it was taken, to the same final numbers.
     """
     device = check_device(cfg.device)
     model.to(device)
     train = train.to(device)
     val = val.to(device) if val is not None and len(val) else None
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    best: tuple[float, float] = (-1.0, float("inf"))
+    generator = torch.Generator().manual_seed(cfg.seed)  # batch order
+    best: tuple[float, float] = (-1.0, float("inf"))  # (val accuracy, val loss) of the best epoch
     result = FitResult(copy.deepcopy(model.state_dict()), 0, 0)
-    bar = tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch", leave=False, disable=None)
-    for epoch in bar:
+    finished = False
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        generator.set_state(resume["generator"])
+        torch.set_rng_state(resume["torch_rng"])  # dropout masks
+        best = (float(resume["best_score"][0]), float(resume["best_score"][1]))
+        result = FitResult(resume["best_state"], resume["best_epoch"], resume["epoch"], list(resume["history"]))
+        finished = bool(resume["finished"])
+    first = result.epochs_run + 1
+    bar = tqdm(range(first, cfg.epochs + 1), desc=desc, unit="epoch", leave=False, disable=None)
+    for epoch in [] if finished else bar:
         started = time.perf_counter()
         model.train()
         loss_sum, correct = 0.0, 0
@@ -142,9 +156,23 @@ def fit(
             best = (row.get("val_accuracy", 0.0), row.get("val_loss", 0.0))
             result.best_state, result.best_epoch = copy.deepcopy(model.state_dict()), epoch
         bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k not in ("epoch", "seconds")})
+        finished = epoch == cfg.epochs or bool(cfg.patience and epoch - result.best_epoch >= cfg.patience)
         if on_epoch is not None:
-            on_epoch(row)
-        if cfg.patience and epoch - result.best_epoch >= cfg.patience:
+            on_epoch(
+                {
+                    "epoch": epoch,
+                    "finished": finished,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "generator": generator.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "best_score": list(best),
+                    "best_state": result.best_state,
+                    "best_epoch": result.best_epoch,
+                    "history": result.history,
+                }
+            )
+        if finished:
             break
     model.load_state_dict(result.best_state)
     return result
