@@ -99,6 +99,15 @@ def test_one_sample_clip_is_read(tmp_path):
     assert read_audio(path, 8000).tolist() == [0.5]
 
 
+def test_memory_is_capped_by_channels_times_frames(tmp_path, monkeypatch):
+    monkeypatch.setattr("spoken_digits.audio.MAX_SAMPLES", 8 * 4000 - 1)
+    sf.write(tmp_path / "wide.wav", 0.1 * np.ones((4000, 8)), 8000)  # 0.5 s, but 8 channels
+    with pytest.raises(AudioError, match="8 channels x 4000 frames is too much audio to read"):
+        read_audio(tmp_path / "wide.wav", 8000)
+    sf.write(tmp_path / "mono.wav", 0.1 * np.ones(4000), 8000)
+    assert len(read_audio(tmp_path / "mono.wav", 8000)) == 4000
+
+
 def test_an_hour_of_audio_is_refused_before_it_is_read(tmp_path):
     path = tmp_path / "hour.wav"
     with sf.SoundFile(path, "w", samplerate=1000, channels=1, subtype="PCM_U8") as f:

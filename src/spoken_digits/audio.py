@@ -20,6 +20,7 @@ from spoken_digits.errors import AudioError
 
 SILENCE_PEAK = 1e-4  # a clip whose loudest sample is below -80 dBFS is treated as silent
 MIN_RATE = 1000  # Hz; lower rates cannot carry speech and are almost certainly a broken header
+MAX_SAMPLES = 2**25  # frames x channels decoded at most (128 MB as float32), whatever the header claims
 
 
 def read_audio(path: str | os.PathLike[str], sr: int, *, max_duration: float = 30.0) -> np.ndarray:
@@ -41,6 +42,11 @@ def read_audio(path: str | os.PathLike[str], sr: int, *, max_duration: float = 3
                 raise AudioError(f"{path}: unusable sample rate {rate} Hz (need >= {MIN_RATE} Hz)")
             if frames > max_duration * rate:
                 raise AudioError(f"{path}: {frames / rate:.1f} s of audio is over the {max_duration:g} s limit")
+            if frames * f.channels > MAX_SAMPLES:
+                raise AudioError(
+                    f"{path}: {f.channels} channels x {frames} frames is too much audio to read "
+                    f"(limit {MAX_SAMPLES} samples)"
+                )
             data = f.read(dtype="float32", always_2d=True)  # (samples, channels)
     except sf.LibsndfileError as exc:
         raise AudioError(f"{path}: not a readable audio file ({exc.error_string})") from None
