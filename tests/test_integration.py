@@ -11,7 +11,7 @@ import soundfile as sf
 import soxr
 
 from spoken_digits.config import SplitConfig, SplitName, TrainConfig, preset
-from spoken_digits.experiment import train_run
+from spoken_digits.experiment import evaluate_checkpoint, train_run
 from spoken_digits.predict import Predictor
 
 pytestmark = pytest.mark.fsdd
@@ -83,3 +83,11 @@ def test_same_config_and_seed_give_the_same_metrics(fsdd_root, tmp_path):
     assert (tmp_path / "a" / "log.csv").read_text().count("\n") == 4
     logged = [json.loads((tmp_path / d / "metrics.json").read_text())["test_accuracy"] for d in "ab"]
     assert logged[0] == logged[1]
+
+
+def test_evaluate_through_the_predict_path_matches_the_runs_own_score(default_run, fsdd_root):
+    """Files -> Predictor gives exactly the training run's test score: prediction sees training's features."""
+    out, metrics = default_run
+    evaluated = evaluate_checkpoint(out / "model.pt", SplitConfig(SplitName.OFFICIAL), data=fsdd_root, download=False)
+    assert evaluated["test_accuracy"] == metrics["test_accuracy"]
+    assert evaluated["confusion"] == metrics["confusion"]

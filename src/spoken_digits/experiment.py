@@ -37,25 +37,20 @@ LOG_COLUMNS = ("fold", "epoch", "train_loss", "train_accuracy", "val_loss", "val
 
 @dataclass(frozen=True)
 class Corpus:
-    """FSDD clips read and prepared under one audio config: waveforms (N, L) + lengths (N,)."""
+    """FSDD clips read under one audio config: waveforms (N, L), lengths (N,), digits (N,), speakers (N,)."""
 
     clips: list[fsdd.Clip]
     waves: torch.Tensor
     lengths: torch.Tensor
-
-    @property
-    def labels(self) -> torch.Tensor:
-        return torch.tensor([c.digit for c in self.clips], dtype=torch.long)
-
-    @property
-    def speakers(self) -> list[str]:
-        return [c.speaker for c in self.clips]
+    labels: torch.Tensor
+    speakers: np.ndarray
 
 
 def load_corpus(clips: list[fsdd.Clip], cfg: RunConfig) -> Corpus:
     """Read every clip through the run's audio rule."""
     waves, lengths = audio.batch([audio.load(c.path, cfg.audio) for c in clips])
-    return Corpus(clips, waves, lengths)
+    labels = torch.tensor([c.digit for c in clips], dtype=torch.long)
+    return Corpus(clips, waves, lengths, labels, np.array([c.speaker for c in clips]))
 
 
 @dataclass
@@ -113,25 +108,19 @@ def train_fold(
         "val_accuracy": result.history[result.best_epoch - 1].get("val_accuracy"),
         "n_parameters": count_parameters(model),
     }
-    if len(fold.test):
-        predicted = _predict(model, data, fold.test, cfg.train.device)
-        metrics["predicted"] = predicted.tolist()
-        metrics.update(
-            scores(labels[fold.test].numpy(), predicted, [corpus.speakers[i] for i in fold.test], fsdd.CLASSES)
-        )
-    elif len(val_idx):  # no test set (split "all"): the validation slice is the only held-out view
-        predicted = _predict(model, data, val_idx, cfg.train.device)
-        speakers = [corpus.speakers[i] for i in val_idx]
-        metrics["val_confusion"] = scores(labels[val_idx].numpy(), predicted, speakers, fsdd.CLASSES)["confusion"]
+    held_out = fold.test if len(fold.test) else val_idx  # split "all" has no test set: score validation
+    if len(held_out):
+        predicted = predict_logits(model, data.subset(held_out).to(cfg.train.device)).argmax(1).cpu().numpy()
+        result_scores = scores(labels[held_out].numpy(), predicted, corpus.speakers[held_out].tolist(), fsdd.CLASSES)
+        if len(fold.test):
+            metrics["predicted"] = predicted.tolist()
+            metrics.update(result_scores)
+        else:
+            metrics["val_confusion"] = result_scores["confusion"]
     info = {k: v for k, v in metrics.items() if k not in ("predicted", "confusion", "val_confusion")}
     ckpt = checkpoint.Checkpoint(cfg, list(fsdd.CLASSES), _cpu(model.state_dict()), _cpu(featurizer.state_dict()), info)
     checkpoint.save(model_path, ckpt)
     return FoldResult(fold, metrics, result.history)
-
-
-def _predict(model: torch.nn.Module, data: FeatureSet, index: np.ndarray, device: str) -> np.ndarray:
-    """Predicted class of the clips at `index`."""
-    return predict_logits(model, data.subset(index).to(device)).argmax(1).cpu().numpy()
 
 
 def train_run(
@@ -222,7 +211,7 @@ def _summarise(cfg: RunConfig, corpus: Corpus, results: list[FoldResult]) -> dic
     # Leave-one-speaker-out: every clip is tested exactly once, so pooled scores are well defined.
     test_idx = np.concatenate([r.fold.test for r in results])
     predicted = np.concatenate([r.metrics["predicted"] for r in results])
-    pooled = scores(corpus.labels[test_idx].numpy(), predicted, [corpus.speakers[i] for i in test_idx], fsdd.CLASSES)
+    pooled = scores(corpus.labels[test_idx].numpy(), predicted, corpus.speakers[test_idx].tolist(), fsdd.CLASSES)
     folds = {r.fold.name: r.metrics["accuracy"] for r in results}
     return {
         **head,
@@ -279,25 +268,21 @@ def evaluate_checkpoint(
     download: bool = True,
     out: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """Score a saved model on the test clips of `split` (all folds pooled for loso)."""
+    """Score a saved model on the test clips of `split` (all folds pooled for loso).
+
+    The clips go through `Predictor`, the same path as `predict`, so this scores what users get.
+    """
     predictor = Predictor.from_file(path)
     cfg = predictor.checkpoint.config
     clips = fsdd.index(fsdd.locate(data, download=download))
     test = np.concatenate([f.test for f in make_folds(clips, split, seed=cfg.train.seed)])
     if not len(test):
         raise ParameterError("the 'all' split has no test clips to evaluate on; choose official, random or loso")
-    corpus = load_corpus(clips, cfg)
-    _warn_on_overlap(predictor.checkpoint, corpus, test)
-    with torch.no_grad():
-        logits = torch.cat(
-            [
-                predictor.classifier(corpus.waves[test[i : i + 256]], corpus.lengths[test[i : i + 256]])
-                for i in range(0, len(test), 256)
-            ]
-        )
-    result = scores(
-        corpus.labels[test].numpy(), logits.argmax(1).numpy(), [corpus.speakers[i] for i in test], predictor.classes
-    )
+    _warn_on_overlap(predictor.checkpoint, clips, test)
+    tested = [clips[i] for i in test]
+    waves = [audio.read_audio(c.path, cfg.audio.sr, max_duration=cfg.audio.max_duration) for c in tested]
+    predicted = predictor.probabilities(waves).argmax(axis=1)
+    result = scores([c.digit for c in tested], predicted, [c.speaker for c in tested], predictor.classes)
     metrics = {
         "checkpoint": str(path),
         "split": split.name.value,
@@ -308,19 +293,15 @@ def evaluate_checkpoint(
     }
     if out is not None:
         write_json(Path(out) / "metrics.json", metrics)
-        plot_confusion(
-            metrics["confusion"],
-            predictor.classes,
-            Path(out) / "confusion.png",
-            title=f"{Path(path).name} on {split.name.value}: {metrics['test_accuracy']:.3f}",
-        )
+        title = f"{Path(path).name} on {split.name.value}: {metrics['test_accuracy']:.3f}"
+        plot_confusion(metrics["confusion"], predictor.classes, Path(out) / "confusion.png", title=title)
     return metrics
 
 
-def _warn_on_overlap(ckpt: checkpoint.Checkpoint, corpus: Corpus, test: np.ndarray) -> None:
+def _warn_on_overlap(ckpt: checkpoint.Checkpoint, clips: list[fsdd.Clip], test: np.ndarray) -> None:
     """Warn when test clips were among the checkpoint's own training clips (an inflated score)."""
     cfg, fold_name = ckpt.config, ckpt.info.get("fold")
-    trained = [f for f in make_folds(corpus.clips, cfg.split, seed=cfg.train.seed) if f.name == fold_name]
+    trained = [f for f in make_folds(clips, cfg.split, seed=cfg.train.seed) if f.name == fold_name]
     if trained:
         seen = np.intersect1d(trained[0].train, test)
         if len(seen):
