@@ -113,6 +113,38 @@ def test_every_model_trains_through_the_cli(synthetic_fsdd, tmp_path, model):
     assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 1
 
 
+def test_options_reach_the_saved_config(synthetic_fsdd, tmp_path):
+    options = [
+        "--epochs",
+        "1",
+        "--trim-db",
+        "0",
+        "--duration",
+        "0",
+        "--scale",
+        "power",
+        "--lr",
+        "0.01",
+        "--batch-size",
+        "8",
+        "--patience",
+        "3",
+        "--seed",
+        "7",
+        "--split",
+        "loso",
+        "--speaker",
+        "bert",
+    ]
+    assert train(synthetic_fsdd, tmp_path, *options) == 0
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["audio"]["trim_db"] is None and config["audio"]["duration"] is None
+    assert config["features"]["scale"] == "power"
+    assert (config["train"]["lr"], config["train"]["batch_size"], config["train"]["patience"]) == (0.01, 8, 3)
+    assert config["train"]["seed"] == 7 and config["split"] == {"name": "loso", "speaker": "bert", "test_fraction": 0.1}
+    assert set(json.loads((tmp_path / "metrics.json").read_text())["folds"]) == {"bert"}
+
+
 def test_seed_preset_is_the_seeds_pipeline(synthetic_fsdd, tmp_path):
     assert train(synthetic_fsdd, tmp_path, "--preset", "seed", "--epochs", "1") == 0
     config = json.loads((tmp_path / "config.json").read_text())

@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--trim-db",
         type=float,
-        help="trim leading/trailing audio quieter than this many dB below the peak (default: no trimming)",
+        help="trim leading/trailing audio quieter than this many dB below the peak; 0 = no trimming "
+        "(default: the preset's: 40 for default, none for seed)",
     )
     t.add_argument("--scale", choices=[s.value for s in Scale], help="mel power as is, or dB per clip")
     t.add_argument("--device", help="torch device, e.g. cpu or cuda (default: cpu)")
@@ -147,7 +148,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
     }
     audio = {} if args.duration is None else {"duration": args.duration or None}
     if args.trim_db is not None:
-        audio["trim_db"] = args.trim_db
+        audio["trim_db"] = args.trim_db or None
     return dataclasses.replace(
         cfg,
         audio=dataclasses.replace(cfg.audio, **audio),
@@ -158,23 +159,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
     )
 
 
-CONFIG_OPTIONS = (
-    "preset",
-    "model",
-    "param",
-    "split",
-    "speaker",
-    "epochs",
-    "batch_size",
-    "lr",
-    "patience",
-    "seed",
-    "duration",
-    "trim_db",
-    "scale",
-    "device",
-    "out",
-)
+RUN_OPTIONS = {"command", "resume", "data", "no_download"}  # every other train option shapes the config
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -184,7 +169,9 @@ def _train(args: argparse.Namespace) -> int:
 
     say = lambda line: print(line, file=sys.stderr)  # noqa: E731
     if args.resume is not None:
-        given = ["--" + name.replace("_", "-") for name in CONFIG_OPTIONS if getattr(args, name) not in (None, [])]
+        given = [
+            f"--{k.replace('_', '-')}" for k, v in vars(args).items() if k not in RUN_OPTIONS and v not in (None, [])
+        ]
         if given:
             raise ParameterError(f"--resume continues with the run's own config.json; drop {', '.join(given)}")
         out = args.resume
