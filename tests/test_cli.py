@@ -63,6 +63,20 @@ def test_predict_any_rate_depth_and_channels(trained, tmp_path, capsys):
     assert all(0.1 <= float(line[2]) <= 1 for line in lines)
 
 
+def test_predict_warns_about_clipping_and_speech_the_crop_cuts(trained, tmp_path, capsys):
+    loud = np.clip(8 * digit_tone(4, seed=5), -1, 1)
+    three = np.concatenate([digit_tone(1, seed=6), digit_tone(2, seed=7), digit_tone(3, seed=8)])
+    sf.write(tmp_path / "loud.wav", loud, 8000)
+    sf.write(tmp_path / "three.wav", three, 8000)
+    sf.write(tmp_path / "clean.wav", digit_tone(5, seed=9), 8000)
+    files = [str(tmp_path / n) for n in ("loud.wav", "three.wav", "clean.wav")]
+    assert main(["predict", str(trained / "model.pt"), *files, "--json"]) == 0
+    answers = json.loads(capsys.readouterr().out)
+    assert "clipped at full scale" in answers[0]["warnings"][0]
+    assert "the model hears only the first 0.5 s" in answers[1]["warnings"][0]
+    assert "warnings" not in answers[2] and all(a["digit"] is not None for a in answers)
+
+
 def test_predict_reports_bad_files_and_answers_the_rest(trained, tmp_path, capsys):
     good = tmp_path / "good.wav"
     sf.write(good, digit_tone(2, seed=99), 8000)
@@ -151,6 +165,7 @@ def test_seed_preset_is_the_seeds_pipeline(synthetic_fsdd, tmp_path):
     assert config["features"]["scale"] == "power" and config["features"]["standardize"] is False
     assert config["audio"] == {"sr": 8000, "duration": 0.5, "trim_db": None, "max_duration": 30.0}
     assert config["model"]["name"] == "seed_lstm" and config["train"]["lr"] == 1e-3
+    assert config["train"]["adam_eps"] == 1e-7 and config["train"]["patience"] == 0  # Keras' Adam, no early stop
 
 
 def test_all_split_trains_without_a_test_set(synthetic_fsdd, tmp_path, capsys):

@@ -80,6 +80,23 @@ def trim_silence(y: np.ndarray, sr: int, top_db: float) -> np.ndarray:
     return y[starts[loud[0]] : starts[loud[-1]] + frame]
 
 
+def check_clip(y: np.ndarray, cfg: AudioConfig) -> list[str]:
+    """Warnings about a mono clip at cfg.sr that the model may hear wrongly (clipped, cut by the crop)."""
+    notes = []
+    clipped = float(np.mean(np.abs(y) >= 0.999))
+    if clipped > 0.001:
+        notes.append(f"{100 * clipped:.1f}% of samples are clipped at full scale; record at a lower level")
+    if cfg.n_samples is not None:
+        sound = len(trim_silence(y, cfg.sr, 40.0))
+        if sound > 1.5 * cfg.n_samples:
+            where = "after trimming silence" if cfg.trim_db else "of the file"
+            notes.append(
+                f"{sound / cfg.sr:.1f} s of sound, but the model hears only the first {cfg.duration:g} s "
+                f"{where}: the rest is cut off"
+            )
+    return notes
+
+
 def fix_length(y: np.ndarray, n: int) -> np.ndarray:
     """Zero-pad at the end or cut the end so that len(y) == n (as librosa.util.fix_length)."""
     if len(y) >= n:

@@ -219,6 +219,8 @@ def _predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     for r in results:
+        for note in r.warnings:
+            print(f"spoken-digits: warning: {r.file}: {note}", file=sys.stderr)
         if r.error is not None:
             print(f"spoken-digits: error: {r.error}", file=sys.stderr)
         elif not args.json:

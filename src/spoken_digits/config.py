@@ -93,6 +93,7 @@ class TrainConfig:
     epochs: int = 40
     batch_size: int = 32
     lr: float = 1e-3
+    adam_eps: float = 1e-8  # torch's default; Keras' Adam uses 1e-7 (the seed preset)
     weight_decay: float = 0.0
     patience: int = 10  # epochs without a better validation score before stopping; 0 = never
     val_fraction: float = 0.1  # share of the training split held out for early stopping
@@ -103,6 +104,7 @@ class TrainConfig:
         _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _check(self.adam_eps > 0, f"adam_eps must be > 0, got {self.adam_eps}")
         _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         _check(self.patience >= 0, f"patience must be >= 0, got {self.patience}")
         _check(0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}")
@@ -186,7 +188,7 @@ PRESETS: dict[str, RunConfig] = {
         preset="seed",
         audio=AudioConfig(trim_db=None),
         features=FeatureConfig(scale=Scale.POWER, standardize=False),
-        train=TrainConfig(patience=0),
+        train=TrainConfig(patience=0, adam_eps=1e-7),  # Keras: no early stopping, Adam epsilon 1e-7
     ),
 }
 

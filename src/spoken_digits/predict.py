@@ -29,19 +29,25 @@ class SpokenDigitClassifier(nn.Module):
 
 @dataclass(frozen=True)
 class Prediction:
-    """The answer for one input: the label and its probability, all class probabilities, or an error."""
+    """The answer for one input: the label and its probability, all class probabilities, or an error.
+
+    `warnings` name what may make the answer wrong (a clipped recording, speech the crop cuts off).
+    """
 
     file: str
     digit: str | None = None
     probability: float | None = None
     probabilities: tuple[float, ...] = ()
     error: str | None = None
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
-        """The JSON form: file, digit, probability and, for a failed file, error."""
+        """The JSON form: file, digit, probability and, when there are any, error and warnings."""
         out: dict[str, object] = {"file": self.file, "digit": self.digit, "probability": self.probability}
         if self.error is not None:
             out["error"] = self.error
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
         return out
 
 
@@ -86,9 +92,10 @@ class Predictor:
             except AudioError as exc:
                 results[i] = Prediction(str(path), error=str(exc))
         if waves:
-            for i, probs in zip(readable, self.probabilities(waves), strict=True):
+            for i, wave, probs in zip(readable, waves, self.probabilities(waves), strict=True):
                 best = int(probs.argmax())
+                notes = tuple(audio.check_clip(wave, self.audio_cfg))
                 results[i] = Prediction(
-                    str(paths[i]), self.classes[best], float(probs[best]), tuple(float(p) for p in probs)
+                    str(paths[i]), self.classes[best], float(probs[best]), tuple(float(p) for p in probs), None, notes
                 )
         return results

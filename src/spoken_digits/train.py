@@ -115,7 +115,7 @@ def fit(
     model.to(device)
     train = train.to(device)
     val = val.to(device) if val is not None and len(val) else None
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
     generator = torch.Generator().manual_seed(cfg.seed)  # batch order
     best: tuple[float, float] = (-1.0, float("inf"))  # (val accuracy, val loss) of the best epoch
     result = FitResult(copy.deepcopy(model.state_dict()), 0, 0)
