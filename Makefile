@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine (each installs what it needs first):
 #   make train   train and evaluate the default preset on FSDD (official split) -> runs/default/
-#   make test    lint and run the whole test suite
+#   make test    lint, type-check and run the whole test suite
 # FSDD is read from $FSDD_ROOT, else ../shared/data/fsdd when present, else downloaded to the cache.
 
 PYTHON ?= python3
@@ -30,4 +30,5 @@ train: install
 
 test: install
 	$(BIN)/ruff check src tests fuzz
+	$(BIN)/mypy --ignore-missing-imports src/spoken_digits
 	$(BIN)/python -m pytest -q

@@ -11,6 +11,7 @@ import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from spoken_digits.config import PRESETS, RunConfig, Scale, SplitConfig, SplitName, preset
 from spoken_digits.errors import ParameterError, SpokenDigitsError
@@ -146,7 +147,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         }.items()
         if v is not None
     }
-    audio = {} if args.duration is None else {"duration": args.duration or None}
+    audio: dict[str, Any] = {} if args.duration is None else {"duration": args.duration or None}
     if args.trim_db is not None:
         audio["trim_db"] = args.trim_db or None
     return dataclasses.replace(
@@ -228,7 +229,7 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if any(r.error for r in results) else 0
 
 
-def _models(_: argparse.Namespace) -> int:
+def _models(args: argparse.Namespace) -> int:
     for name, (_, description) in MODELS.items():
         print(f"{name:10s} {description}")
     return 0

@@ -163,7 +163,7 @@ class RunConfig:
 
 def _enum(kind: type[StrEnum], value: object, what: str) -> Any:
     try:
-        return kind(value)
+        return kind(str(value))
     except ValueError:
         valid = ", ".join(m.value for m in kind)
         raise ParameterError(f"unknown {what} {value!r}; choose one of: {valid}") from None

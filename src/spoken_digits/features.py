@@ -23,7 +23,7 @@ from spoken_digits.errors import ParameterError
 AMIN = 1e-10  # power floor before the log, as librosa.power_to_db
 
 
-def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     """Slaney's mel scale: linear below 1 kHz (3 mels per 200 Hz), logarithmic above."""
     hz = np.asarray(hz, dtype=np.float64)
     linear = hz / (200.0 / 3)
@@ -74,6 +74,9 @@ def time_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
 class MelFrontend(nn.Module):
     """(N, L) waveforms + lengths -> (N, T, n_mels) mel power or per-clip dB + frame counts."""
 
+    mel: torch.Tensor  # (n_mels, 1 + n_fft // 2), a buffer
+    window: torch.Tensor  # (n_fft,), a buffer
+
     def __init__(self, sr: int, cfg: FeatureConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -113,6 +116,9 @@ class Standardizer(nn.Module):
 
     Padded frames come out as 0 (the training mean), so they carry no signal.
     """
+
+    mean: torch.Tensor  # (n_mels,), a buffer
+    std: torch.Tensor  # (n_mels,), a buffer
 
     def __init__(self, n_mels: int) -> None:
         super().__init__()

@@ -60,11 +60,12 @@ class SeedLSTM(nn.Module):
     def _keras_init(self, hidden: int) -> None:
         # Keras LSTM: glorot-uniform input kernel, orthogonal recurrent kernel (per gate block as a
         # whole), zero bias with the forget-gate bias at 1; Dense: glorot-uniform, zero bias.
-        nn.init.xavier_uniform_(self.rnn.weight_ih_l0)
-        nn.init.orthogonal_(self.rnn.weight_hh_l0.T)
-        self.rnn.bias_ih_l0.zero_()
-        self.rnn.bias_hh_l0.zero_()
-        self.rnn.bias_ih_l0[hidden : 2 * hidden] = 1.0  # torch and Keras both order gates i, f, g, o
+        p = dict(self.rnn.named_parameters())
+        nn.init.xavier_uniform_(p["weight_ih_l0"])
+        nn.init.orthogonal_(p["weight_hh_l0"].T)
+        p["bias_ih_l0"].zero_()
+        p["bias_hh_l0"].zero_()
+        p["bias_ih_l0"][hidden : 2 * hidden] = 1.0  # torch and Keras both order gates i, f, g, o
         for layer in (self.dense, self.out):
             nn.init.xavier_uniform_(layer.weight)
             layer.bias.zero_()

@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from spoken_digits.atomic import atomic_path
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def _save(fig: object, path: str | os.PathLike[str]) -> None:
+
+def _save(fig: Figure, path: str | os.PathLike[str]) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)  # attaches an Agg canvas to the figure
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")  # type: ignore[attr-defined]
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
 def plot_confusion(
