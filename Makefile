@@ -15,20 +15,25 @@ export FSDD_ROOT := $(abspath ../shared/data/fsdd)
 endif
 endif
 
-.PHONY: install train test
+.PHONY: install browser train test
 install: $(VENV)/.installed
+
+# Debian's Chromium for the real-browser test of the web page (best effort: without it that test skips).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "note: could not install chromium; the browser test will be skipped"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -e ".[test,web]"
 	touch $@
 
 train: install
 	$(BIN)/spoken-digits train --out runs/default
 
-test: install
+test: install browser
 	$(BIN)/ruff check src tests fuzz
 	$(BIN)/mypy --ignore-missing-imports src/spoken_digits
 	$(BIN)/python -m pytest -q

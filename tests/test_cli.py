@@ -190,6 +190,7 @@ def test_all_split_trains_without_a_test_set(synthetic_fsdd, tmp_path, capsys):
         (["train", "--device", "toaster"], "unknown device 'toaster'"),
         (["evaluate", "missing.pt"], "missing.pt: no such checkpoint file"),
         (["predict", "missing.pt", "x.wav"], "missing.pt: no such checkpoint file"),
+        (["serve", "missing.pt"], "missing.pt: no such checkpoint file"),
     ],
 )
 def test_errors_are_one_line_and_non_zero(synthetic_fsdd, tmp_path, capsys, argv, message):
@@ -204,7 +205,7 @@ def test_checkpoint_from_elsewhere_is_refused(tmp_path, capsys):
     assert "not a spoken-digits checkpoint" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["predict"], ["models"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["predict"], ["serve"], ["models"]])
 def test_help_runs_for_every_command(command):
     run = subprocess.run([sys.executable, "-m", "spoken_digits", *command, "--help"], capture_output=True, text=True)
     assert run.returncode == 0 and run.stdout.startswith("usage: spoken-digits")

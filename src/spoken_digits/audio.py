@@ -5,10 +5,12 @@ Every problem with a file is raised as `AudioError` with the file's name and the
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -35,36 +37,48 @@ def read_audio(path: str | os.PathLike[str], sr: int, *, max_duration: float = 3
         raise AudioError(f"{path}: not a regular file")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: file is empty (0 bytes)")
+    return _decode(path, str(path), sr, max_duration)
+
+
+def read_audio_bytes(data: bytes, sr: int, *, name: str = "upload", max_duration: float = 30.0) -> np.ndarray:
+    """`read_audio` for the bytes of an audio file (an upload); errors name it `name`."""
+    if not data:
+        raise AudioError(f"{name}: file is empty (0 bytes)")
+    return _decode(io.BytesIO(data), name, sr, max_duration)
+
+
+def _decode(source: Path | BinaryIO, name: str, sr: int, max_duration: float) -> np.ndarray:
+    """Decode, check and convert one audio file (see read_audio); `name` labels every error."""
     try:
-        with sf.SoundFile(path) as f:
+        with sf.SoundFile(source) as f:
             rate, frames = f.samplerate, f.frames
             if rate < MIN_RATE:
-                raise AudioError(f"{path}: unusable sample rate {rate} Hz (need >= {MIN_RATE} Hz)")
+                raise AudioError(f"{name}: unusable sample rate {rate} Hz (need >= {MIN_RATE} Hz)")
             if frames > max_duration * rate:
-                raise AudioError(f"{path}: {frames / rate:.1f} s of audio is over the {max_duration:g} s limit")
+                raise AudioError(f"{name}: {frames / rate:.1f} s of audio is over the {max_duration:g} s limit")
             if frames * f.channels > MAX_SAMPLES:
                 raise AudioError(
-                    f"{path}: {f.channels} channels x {frames} frames is too much audio to read "
+                    f"{name}: {f.channels} channels x {frames} frames is too much audio to read "
                     f"(limit {MAX_SAMPLES} samples)"
                 )
             data = f.read(dtype="float32", always_2d=True)  # (samples, channels)
     except sf.LibsndfileError as exc:
-        raise AudioError(f"{path}: not a readable audio file ({exc.error_string})") from None
+        raise AudioError(f"{name}: not a readable audio file ({exc.error_string})") from None
     except (RuntimeError, TypeError, ValueError) as exc:  # soundfile's other ways to reject a file
-        raise AudioError(f"{path}: not a readable audio file ({exc})") from None
+        raise AudioError(f"{name}: not a readable audio file ({exc})") from None
     if data.shape[0] == 0:
-        raise AudioError(f"{path}: contains no audio samples")
+        raise AudioError(f"{name}: contains no audio samples")
     if not np.isfinite(data).all():
-        raise AudioError(f"{path}: contains NaN or infinite samples")
+        raise AudioError(f"{name}: contains NaN or infinite samples")
     mono = data.mean(axis=1, dtype=np.float32)
     peak = float(np.abs(mono).max())
     if peak < SILENCE_PEAK:
         level = "digital silence" if peak == 0 else f"peak {20 * math.log10(peak):.0f} dBFS"
-        raise AudioError(f"{path}: audio is silent ({level})")
+        raise AudioError(f"{name}: audio is silent ({level})")
     if rate != sr:
         mono = soxr.resample(mono, rate, sr, quality="HQ").astype(np.float32, copy=False)
         if len(mono) == 0:
-            raise AudioError(f"{path}: too short: {frames} sample(s) at {rate} Hz is less than one sample at {sr} Hz")
+            raise AudioError(f"{name}: too short: {frames} sample(s) at {rate} Hz is less than one sample at {sr} Hz")
     return mono
 
 

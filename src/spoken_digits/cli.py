@@ -119,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, ogg, ...; any rate)")
     p.add_argument("--json", action="store_true", help="print a JSON list of {file, digit, probability[, error]}")
 
+    w = sub.add_parser(
+        "serve",
+        help="a local web page to try a model with your microphone or files",
+        description="Serve a page (record or upload a clip, see the answer and what the model heard) "
+        "and a JSON API (POST /api/predict, GET /api/health, GET /api/model; docs at /docs).",
+    )
+    w.add_argument("checkpoint", type=Path, metavar="MODEL.pt", help="a checkpoint written by train")
+    w.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    w.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+
     sub.add_parser("models", help="list the registered models", description="List the registered models.")
     return parser
 
@@ -229,6 +239,20 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if any(r.error for r in results) else 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from spoken_digits.serve import serve
+    except ImportError as exc:
+        raise ParameterError(
+            f"serve needs the web extra ({exc.name} is missing): pip install 'spoken-digits[web]'"
+        ) from None
+    from spoken_digits import checkpoint
+
+    checkpoint.load(args.checkpoint)  # a bad file fails here, in one line, before the server starts
+    serve(args.checkpoint, host=args.host, port=args.port)
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     for name, (_, description) in MODELS.items():
         print(f"{name:10s} {description}")
@@ -239,7 +263,7 @@ def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
     print(f"spoken-digits: warning: {message}", file=sys.stderr)
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "models": _models}
+COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "serve": _serve, "models": _models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

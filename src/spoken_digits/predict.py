@@ -51,6 +51,18 @@ class Prediction:
         return out
 
 
+@dataclass(frozen=True)
+class Inspection:
+    """One clip in detail: the answer, the exact model input, and the clip's length and level."""
+
+    probabilities: np.ndarray  # (n_classes,)
+    features: np.ndarray  # (T, n_mels): what the model saw, after trim, padding and standardisation
+    seconds: float  # length of the audio as read
+    peak_dbfs: float
+    rms_dbfs: float
+    warnings: tuple[str, ...]
+
+
 class Predictor:
     """A loaded checkpoint, ready to label files or waveforms."""
 
@@ -79,6 +91,23 @@ class Predictor:
             logits = self.classifier(x.to(self.device), lengths.to(self.device))
             out.append(torch.softmax(logits, dim=1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype=np.float32)
+
+    @torch.no_grad()
+    def inspect(self, wave: np.ndarray) -> Inspection:
+        """Probabilities and model input of one mono waveform at the model's rate."""
+        y = np.asarray(wave, dtype=np.float32)
+        x, lengths = audio.batch([audio.prepare(y, self.audio_cfg)])
+        features, frames = self.classifier.featurizer(x.to(self.device), lengths.to(self.device))
+        logits = self.classifier.model(features, frames)
+        peak, rms = float(np.abs(y).max()), float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))
+        return Inspection(
+            probabilities=torch.softmax(logits, dim=1)[0].cpu().numpy(),
+            features=features[0, : int(frames[0])].cpu().numpy(),
+            seconds=len(y) / self.audio_cfg.sr,
+            peak_dbfs=20 * np.log10(max(peak, 1e-10)),
+            rms_dbfs=20 * np.log10(max(rms, 1e-10)),
+            warnings=tuple(audio.check_clip(y, self.audio_cfg)),
+        )
 
     def predict_files(self, paths: Sequence[str | os.PathLike[str]]) -> list[Prediction]:
         """One Prediction per path, in order; unreadable files get `error` and do not stop the rest."""
