@@ -112,6 +112,16 @@ def test_resume_mistakes_get_clear_errors(tmp_path, capsys, setup, argv, message
     assert message in capsys.readouterr().err
 
 
+def test_temporary_files_of_a_killed_writer_are_removed_by_the_next_run(tmp_path):
+    (tmp_path / "folds" / "anna").mkdir(parents=True)
+    stale = [tmp_path / ".log.csv.x1.tmp", tmp_path / "folds" / "anna" / ".model.pt.x2.tmp"]
+    for path in stale:
+        path.write_bytes(b"half")
+    (tmp_path / "keep.tmp").write_bytes(b"not ours")
+    with folder_lock(tmp_path):
+        assert not any(p.exists() for p in stale) and (tmp_path / "keep.tmp").exists()
+
+
 def test_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
     target = tmp_path / "metrics.json"
     write_json(target, {"old": True})

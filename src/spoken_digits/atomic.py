@@ -49,7 +49,8 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
 def folder_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
     """Hold an exclusive lock on `folder` (a `.lock` file in it) so two runs never write one folder.
 
-    The operating system drops the lock when the process ends, however it ends.
+    The operating system drops the lock when the process ends, however it ends. Temporary files
+    found on taking the lock were left by a writer that was killed mid-write, and are removed.
     """
     import fcntl
 
@@ -67,6 +68,8 @@ def folder_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
         handle.truncate(0)
         handle.write(f"pid {os.getpid()}")
         handle.flush()
+        for stale in folder.rglob(".*.tmp"):  # atomic_path's names; nobody else can be writing now
+            stale.unlink(missing_ok=True)
         try:
             yield
         finally:
