@@ -117,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("checkpoint", type=Path, metavar="MODEL.pt", help="a checkpoint written by train")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, ogg, ...; any rate)")
-    p.add_argument("--json", action="store_true", help="print a JSON list of {file, digit, probability[, error]}")
+    p.add_argument(
+        "--json", action="store_true", help="print a JSON list of {file, digit, probability[, error][, warnings]}"
+    )
 
     w = sub.add_parser(
         "serve",
