@@ -176,7 +176,7 @@ RUN_OPTIONS = {"command", "resume", "data", "no_download"}  # every other train 
 
 
 def _train(args: argparse.Namespace) -> int:
-    from spoken_digits.experiment import resume_run, train_run
+    from spoken_digits.experiment import headline, resume_run, train_run
     from spoken_digits.models import create_model
     from spoken_digits.train import check_device
 
@@ -200,11 +200,7 @@ def _train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         say(f"spoken-digits: interrupted; progress is saved, continue with: spoken-digits train --resume {out}")
         return 130
-    accuracy = metrics.get("test_accuracy")
-    if accuracy is not None:
-        result = f"test accuracy {accuracy:.4f}"
-    else:
-        result = f"validation accuracy {metrics['val_accuracy']:.4f} (no test set)"
+    result = headline(metrics["test_accuracy"], metrics.get("val_accuracy"))
     if "folds" in metrics:
         result += " (mean of folds: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["folds"].items()) + ")"
     print(f"{result}; {metrics['seconds']:.1f} s; wrote {out}/")
@@ -248,10 +244,10 @@ def _serve(args: argparse.Namespace) -> int:
         raise ParameterError(
             f"serve needs the web extra ({exc.name} is missing): pip install 'spoken-digits[web]'"
         ) from None
-    from spoken_digits import checkpoint
+    from spoken_digits.predict import Predictor
 
-    checkpoint.load(args.checkpoint)  # a bad file fails here, in one line, before the server starts
-    serve(args.checkpoint, host=args.host, port=args.port)
+    predictor = Predictor.from_file(args.checkpoint)  # a bad file fails here, in one line, before the server starts
+    serve(predictor, host=args.host, port=args.port)
     return 0
 
 

@@ -171,7 +171,8 @@ def train_run(
             result = train_fold(cfg, corpus, raw, fold, model_path, state=state, on_epoch=log_progress)
             state.save_finished(fold.name, {"metrics": result.metrics, "history": result.history})
             results.append(result)
-            say(f"fold {fold.name}: {_headline(result.metrics)} after {result.metrics['epochs_run']} epochs")
+            score = headline(result.metrics.get("accuracy"), result.metrics["val_accuracy"])
+            say(f"fold {fold.name}: {score} after {result.metrics['epochs_run']} epochs")
         metrics = _summarise(cfg, corpus, results)
         metrics["seconds"] = round(time.perf_counter() - started, 2)
         _write_outputs(out, results, metrics, per_fold=per_fold)
@@ -191,10 +192,13 @@ def resume_run(out: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any]:
     return train_run(cfg, out, resume=True, **kwargs)
 
 
-def _headline(metrics: dict[str, Any]) -> str:
-    if metrics.get("accuracy") is not None:
-        return f"test accuracy {metrics['accuracy']:.4f}"
-    return f"validation accuracy {metrics['val_accuracy']:.4f} (no test set)"
+def headline(test_accuracy: float | None, val_accuracy: float | None) -> str:
+    """The one-line score of a run or fold: test accuracy, or validation accuracy when there is no test set."""
+    if test_accuracy is not None:
+        return f"test accuracy {test_accuracy:.4f}"
+    if val_accuracy is not None:
+        return f"validation accuracy {val_accuracy:.4f} (no test set)"
+    return "no test set and no validation slice: nothing held out to score"
 
 
 def _summarise(cfg: RunConfig, corpus: Corpus, results: list[FoldResult]) -> dict[str, Any]:

@@ -6,7 +6,6 @@ are capped, and bad audio gets a 4xx with a JSON `error`, never a 500.
 
 from __future__ import annotations
 
-import os
 from importlib import resources
 from typing import Any
 
@@ -117,8 +116,8 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def serve(checkpoint: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Load `checkpoint` and serve the page and API until interrupted."""
+def serve(predictor: Predictor, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the page and API for `predictor` until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(Predictor.from_file(checkpoint)), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(predictor), host=host, port=port, log_level="info")
