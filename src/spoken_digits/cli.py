@@ -37,6 +37,40 @@ def _split_options(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument("--speaker", help="with --split loso: hold out only this speaker")
 
 
+def _config_options(p: argparse.ArgumentParser) -> None:
+    """Options that shape a run's config (shared by train and diagnose)."""
+    p.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        help="default: the seed's pipeline done right (log-mel dB, standardised); seed: the "
+        "seed's pipeline exactly (raw mel power, no standardisation)",
+    )
+    p.add_argument("--model", help=f"registered model: {', '.join(MODELS)} (default: the preset's, seed_lstm)")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model hyper-parameter, VALUE parsed as JSON (e.g. hidden=256); repeatable",
+    )
+    _split_options(p, None)
+    p.add_argument("--batch-size", type=int, help="mini-batch size (default: 32)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")
+    p.add_argument("--seed", type=int, help="random seed for splits, initialisation and batches (default: 0)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        help="seconds to pad/trim every clip to; 0 keeps each clip's true length (default: 0.5, the seed's)",
+    )
+    p.add_argument(
+        "--trim-db",
+        type=float,
+        help="trim leading/trailing audio quieter than this many dB below the peak; 0 = no trimming "
+        "(default: the preset's: 40 for default, none for seed)",
+    )
+    p.add_argument("--scale", choices=[s.value for s in Scale], help="mel power as is, or dB per clip")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -52,42 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
         "FSDD and write metrics.json, model.pt, config.json, log.csv, confusion.png and "
         "curves.png to --out.",
     )
-    t.add_argument(
-        "--preset",
-        choices=list(PRESETS),
-        help="default: the seed's pipeline done right (log-mel dB, standardised); seed: the "
-        "seed's pipeline exactly (raw mel power, no standardisation)",
-    )
-    t.add_argument("--model", help=f"registered model: {', '.join(MODELS)} (default: the preset's, seed_lstm)")
-    t.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="model hyper-parameter, VALUE parsed as JSON (e.g. hidden=256); repeatable",
-    )
-    _split_options(t, None)
+    _config_options(t)
     t.add_argument("--epochs", type=int, help="maximum epochs (default: the preset's, 40)")
-    t.add_argument("--batch-size", type=int, help="mini-batch size (default: 32)")
-    t.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3)")
     t.add_argument(
         "--patience",
         type=int,
         help="stop after this many epochs without a better validation score; 0 = never (default: 10; seed preset: 0)",
     )
-    t.add_argument("--seed", type=int, help="random seed for splits, initialisation and batches (default: 0)")
-    t.add_argument(
-        "--duration",
-        type=float,
-        help="seconds to pad/trim every clip to; 0 keeps each clip's true length (default: 0.5, the seed's)",
-    )
-    t.add_argument(
-        "--trim-db",
-        type=float,
-        help="trim leading/trailing audio quieter than this many dB below the peak; 0 = no trimming "
-        "(default: the preset's: 40 for default, none for seed)",
-    )
-    t.add_argument("--scale", choices=[s.value for s in Scale], help="mel power as is, or dB per clip")
     t.add_argument("--device", help="torch device, e.g. cpu or cuda (default: cpu)")
     t.add_argument("--out", type=Path, help="output folder (default: runs/PRESET-MODEL-SPLIT-sSEED)")
     t.add_argument(
@@ -131,6 +136,31 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     w.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
 
+    d = sub.add_parser(
+        "diagnose",
+        help="tell why a model does not learn: data, labels, training dynamics",
+        description="Examine a pipeline (one of ours, by preset and options, or your own arrays with "
+        "--data FILE.npz) or an accuracy history, and print ranked findings, most likely cause first. "
+        "Exit status: 0 when nothing rises above info, 1 when a problem was found.",
+    )
+    _config_options(d)
+    d.add_argument(
+        "--data",
+        metavar="FILE.npz|DIR",
+        help="your arrays: a .npz with X as (N, T, F) or (N, F, T) as fed to the model, integer y (N,), "
+        "optional lengths (N,); or an FSDD folder for our own pipeline (default: $FSDD_ROOT, then the cache)",
+    )
+    d.add_argument("--no-download", action="store_true", help="never download FSDD; fail if no copy is found")
+    d.add_argument(
+        "--history",
+        type=Path,
+        metavar="FILE.json",
+        help="a JSON list of per-epoch training accuracies (or Keras' history dict) to read instead",
+    )
+    d.add_argument("--n-train", type=int, help="with --history: the number of clips each accuracy was measured on")
+    d.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
+    d.add_argument("--out", type=Path, metavar="DIR", help="also write DIR/diagnosis.json")
+
     sub.add_parser("models", help="list the registered models", description="List the registered models.")
     return parser
 
@@ -150,12 +180,12 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
     train = {
         k: v
         for k, v in {
-            "epochs": args.epochs,
+            "epochs": getattr(args, "epochs", None),
             "batch_size": args.batch_size,
             "lr": args.lr,
-            "patience": args.patience,
+            "patience": getattr(args, "patience", None),
             "seed": args.seed,
-            "device": args.device,
+            "device": getattr(args, "device", None),
         }.items()
         if v is not None
     }
@@ -251,6 +281,59 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diagnose(args: argparse.Namespace) -> int:
+    from spoken_digits import diagnose
+    from spoken_digits.atomic import write_json
+
+    if args.history is not None:
+        if args.n_train is None:
+            raise ParameterError("--history needs --n-train N, the number of clips each accuracy counts")
+        result = diagnose.diagnose_history(_read_history(args.history), args.n_train)
+    elif args.data is not None and Path(args.data).suffix == ".npz":
+        cfg = _run_config(args)
+        x, y, lengths = diagnose.load_arrays(args.data)
+        result = diagnose.diagnose_arrays(
+            x,
+            y,
+            lengths=lengths,
+            model=_array_model(args, x.shape[-1]) if args.model else None,
+            lr=cfg.train.lr,
+            batch_size=cfg.train.batch_size,
+            seed=cfg.train.seed,
+        )
+    else:
+        result = diagnose.diagnose_run(_run_config(args), data=args.data, download=not args.no_download)
+    if args.out is not None:
+        write_json(args.out / "diagnosis.json", result.to_dict())
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.render())
+    return 0 if result.healthy else 1
+
+
+def _array_model(args: argparse.Namespace, width: int) -> Any:
+    """A factory for the registered model named by --model, sized for arrays `width` features wide."""
+    from spoken_digits.models import create_model
+
+    cfg = _run_config(args)
+    create_model(cfg.model.name, n_features=width, n_classes=10, **cfg.model.params)  # fail fast on a bad name
+    return lambda: create_model(cfg.model.name, n_features=width, n_classes=10, **cfg.model.params)
+
+
+def _read_history(path: Path) -> list[float]:
+    """Accuracies from a JSON list, or from a Keras-style history dict."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ParameterError(f"{path}: cannot read a JSON history ({exc})") from None
+    if isinstance(data, dict):
+        key = next((k for k in ("accuracy", "sparse_categorical_accuracy", "acc", "train_accuracy") if k in data), None)
+        if key is None:
+            raise ParameterError(f"{path}: no accuracy list in the keys {sorted(data)}")
+        data = data[key]
+    if not isinstance(data, list) or not all(isinstance(v, (int, float)) for v in data):
+        raise ParameterError(f"{path}: expected a list of accuracies (numbers in [0, 1])")
+    return [float(v) for v in data]
+
+
 def _models(args: argparse.Namespace) -> int:
     for name, (_, description) in MODELS.items():
         print(f"{name:10s} {description}")
@@ -261,7 +344,14 @@ def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
     print(f"spoken-digits: warning: {message}", file=sys.stderr)
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "predict": _predict, "serve": _serve, "models": _models}
+COMMANDS = {
+    "train": _train,
+    "evaluate": _evaluate,
+    "predict": _predict,
+    "serve": _serve,
+    "diagnose": _diagnose,
+    "models": _models,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,218 @@
+"""The doctor: why does a model not learn? Checks data, labels and training dynamics, names the cause.
+
+- `diagnose_arrays(x, y)`: a user's own arrays (what their loader produced), with the seed's LSTM
+  or any model factory for the short training run;
+- `diagnose_run(cfg)`: one of our pipelines, built exactly as `train` builds it;
+- `diagnose_history(accuracies, n_train)`: a per-epoch accuracy list (the seed's symptom).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from spoken_digits.config import RunConfig
+from spoken_digits.diagnose import data as checks
+from spoken_digits.diagnose.dynamics import TrainingMonitor, instrumented_run
+from spoken_digits.diagnose.findings import CODES, Diagnosis, Finding, Severity
+from spoken_digits.diagnose.history import constant_prediction
+from spoken_digits.errors import ParameterError
+from spoken_digits.splits import stratified_split
+from spoken_digits.train import FeatureSet, seed_everything
+
+__all__ = [
+    "CODES",
+    "Diagnosis",
+    "Finding",
+    "PipelineArrays",
+    "Severity",
+    "TrainingMonitor",
+    "diagnose_arrays",
+    "diagnose_history",
+    "diagnose_run",
+    "load_arrays",
+    "pipeline_arrays",
+]
+
+MAX_TRAIN_CLIPS = 2000  # the short run needs a sample, not the whole set
+
+
+def diagnose_arrays(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    lengths: np.ndarray | None = None,
+    n_classes: int | None = None,
+    model: Callable[[], nn.Module] | None = None,
+    lr: float = 1e-3,
+    adam_eps: float = 1e-7,
+    batch_size: int = 32,
+    seed: int = 0,
+    durations: np.ndarray | None = None,
+    duration_limit: float | None = None,
+    dynamics: bool = True,
+) -> Diagnosis:
+    """Diagnose features x (N, T, F) as a model reads them, with integer labels y (N,).
+
+    Without `lengths`, a trailing run of identical constant frames counts as padding, and the model
+    is taken to read it (as a Keras LSTM without masking does). `model` builds a fresh untrained
+    model mapping (x, lengths) to logits; the default is the seed's LSTM. `durations` (seconds) and
+    `duration_limit` let the truncation check run.
+    """
+    started = time.perf_counter()
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.ndim != 3 or len(x) != len(y) or len(x) < 10:
+        raise ParameterError(f"need x as (N, T, F) and y as (N,) with N >= 10; got x {x.shape} and y {y.shape}")
+    x = x.astype(np.float32, copy=False)
+    context = {"shape": list(x.shape), "n_clips": len(x), "lr": lr, "batch_size": batch_size}
+    findings = checks.finite_values(x)
+    if findings:
+        return Diagnosis(findings, time.perf_counter() - started, context | {"skipped": "everything after NaN/Inf"})
+    label_findings, k = checks.labels(y, n_classes)
+    findings += label_findings
+    masked = lengths is not None
+    lengths = checks.infer_lengths(x) if lengths is None else np.asarray(lengths, dtype=np.int64)
+    findings += checks.constant_input(x, lengths)
+    if any(f.code == "constant_input" for f in findings) or any(f.severity is Severity.ERROR for f in label_findings):
+        context["skipped"] = "probe and training run (nothing to learn from)"
+        return Diagnosis(findings, time.perf_counter() - started, context)
+    findings += checks.dead_bands(x, lengths) + checks.scale(x, lengths)
+    findings += checks.padding(lengths, x.shape[1], masked=masked) + checks.layout(x, lengths)
+    if durations is not None:
+        findings += checks.truncated(np.asarray(durations), duration_limit)
+    findings += checks.probe(x, lengths, y, k, seed=seed)
+    if dynamics:
+        explained = any(f.severity is Severity.ERROR for f in findings)  # no need to vary the learning rate
+        findings += _dynamics(x, y, lengths if masked else None, k, model, lr, adam_eps, batch_size, seed, explained)
+    return Diagnosis(findings, time.perf_counter() - started, context)
+
+
+def _dynamics(
+    x: np.ndarray,
+    y: np.ndarray,
+    lengths: np.ndarray | None,
+    k: int,
+    model: Callable[[], nn.Module] | None,
+    lr: float,
+    eps: float,
+    batch_size: int,
+    seed: int,
+    explained: bool,
+) -> list[Finding]:
+    seed_everything(seed)
+    steps = torch.as_tensor(lengths if lengths is not None else np.full(len(x), x.shape[1]), dtype=torch.long)
+    data = FeatureSet(torch.from_numpy(x), steps, torch.as_tensor(y, dtype=torch.long))
+    keep, held = stratified_split(y, 0.2, seed=seed)
+    keep = np.random.default_rng(seed).permutation(keep)[:MAX_TRAIN_CLIPS]
+    if model is None:
+        from spoken_digits.models import create_model
+
+        width = x.shape[2]
+        model = lambda: create_model("seed_lstm", n_features=width, n_classes=k)  # noqa: E731
+    return instrumented_run(
+        model,
+        data.subset(keep),
+        data.subset(held),
+        lr=lr,
+        eps=eps,
+        batch=batch_size,
+        n_classes=k,
+        seed=seed,
+        counterfactual=not explained,
+    )
+
+
+def diagnose_history(
+    accuracies: Sequence[float], n_train: int, *, n_classes: int = 10, class_counts: Sequence[int] | None = None
+) -> Diagnosis:
+    """Diagnose a per-epoch accuracy history measured on `n_train` clips."""
+    if n_train < 1:
+        raise ParameterError(f"n_train must be >= 1, got {n_train}")
+    if len(accuracies) < 3:
+        raise ParameterError(f"need at least 3 epochs of accuracies to read a history, got {len(accuracies)}")
+    if any(not 0 <= a <= 1 for a in accuracies):
+        raise ParameterError("accuracies must be fractions in [0, 1]")
+    started = time.perf_counter()
+    findings = constant_prediction(accuracies, n_train, n_classes=n_classes, class_counts=class_counts)
+    return Diagnosis(findings, time.perf_counter() - started, {"n_train": n_train, "n_epochs": len(accuracies)})
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineArrays:
+    """What one of our pipelines feeds its model: x (N, T, F), valid frames, labels, true clip durations."""
+
+    x: np.ndarray
+    lengths: np.ndarray
+    y: np.ndarray
+    durations: np.ndarray
+
+
+def pipeline_arrays(
+    cfg: RunConfig, *, data: str | os.PathLike[str] | None = None, download: bool = True
+) -> PipelineArrays:
+    """The training clips of `cfg`'s split (first fold), through the features `train` would compute."""
+    from spoken_digits import audio, fsdd
+    from spoken_digits.features import Featurizer
+    from spoken_digits.splits import make_folds
+
+    clips = fsdd.index(fsdd.locate(data, download=download))
+    fold = make_folds(clips, cfg.split, seed=cfg.train.seed)[0]
+    loose = dataclasses.replace(cfg.audio, duration=None)  # true lengths first, for the truncation check
+    waves = [audio.load(clips[i].path, loose) for i in fold.train]
+    durations = np.array([len(w) / cfg.audio.sr for w in waves])
+    if cfg.audio.n_samples is not None:
+        waves = [audio.fix_length(w, cfg.audio.n_samples) for w in waves]
+    featurizer = Featurizer(cfg.audio.sr, cfg.features)
+    x, frames = featurizer.raw(*audio.batch(waves))
+    if featurizer.standardizer is not None:
+        featurizer.standardizer.fit(x, frames)
+    labels = np.array([clips[i].digit for i in fold.train])
+    return PipelineArrays(featurizer.standardize(x, frames).numpy(), frames.numpy(), labels, durations)
+
+
+def diagnose_run(cfg: RunConfig, *, data: str | os.PathLike[str] | None = None, download: bool = True) -> Diagnosis:
+    """Diagnose one of our pipelines on the training clips of its split, built exactly as `train` builds it."""
+    from spoken_digits.fsdd import CLASSES
+    from spoken_digits.models import create_model
+
+    started = time.perf_counter()
+    arrays = pipeline_arrays(cfg, data=data, download=download)
+    factory = lambda: create_model(  # noqa: E731
+        cfg.model.name, n_features=cfg.features.n_mels, n_classes=len(CLASSES), **cfg.model.params
+    )
+    result = diagnose_arrays(
+        arrays.x,
+        arrays.y,
+        lengths=arrays.lengths,
+        n_classes=len(CLASSES),
+        model=factory,
+        lr=cfg.train.lr,
+        adam_eps=cfg.train.adam_eps,
+        batch_size=cfg.train.batch_size,
+        seed=cfg.train.seed,
+        durations=arrays.durations,
+        duration_limit=cfg.audio.duration,
+    )
+    result.seconds = time.perf_counter() - started
+    result.context |= {"preset": cfg.preset, "model": cfg.model.name, "split": cfg.split.name.value}
+    return result
+
+
+def load_arrays(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """X, y and optional lengths from a user's .npz (keys X and y; optional lengths)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = {"X", "y"} - set(archive.files)
+            if missing:
+                raise ParameterError(f"{path}: missing array(s) {sorted(missing)}; found {archive.files}")
+            lengths = archive["lengths"] if "lengths" in archive.files else None
+            return archive["X"], archive["y"], lengths
+    except (OSError, ValueError) as exc:
+        raise ParameterError(f"{path}: not a readable .npz file ({exc})") from None
