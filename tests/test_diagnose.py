@@ -212,3 +212,46 @@ def test_the_seed_preset_is_told_its_features_are_raw_power(fsdd_root):
     result = diagnose_run(preset("seed"), data=fsdd_root, download=False)
     assert result.top is not None and result.top.code == "unscaled_power"
     assert "truncated_clips" in result.codes(Severity.WARNING)
+
+
+def _keras():
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")  # the only backend installed with the test extra
+    import keras
+
+    from spoken_digits.diagnose.keras import DoctorCallback
+
+    return keras, DoctorCallback
+
+
+def _keras_seed_model(keras, *, from_logits: bool):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.layers.Input((12, 20)),
+            keras.layers.LSTM(32),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss, metrics=["accuracy"])
+    return model
+
+
+@pytest.mark.parametrize(
+    ("inputs", "from_logits", "expected"),
+    [("blobs", False, None), ("blobs", True, "double_softmax"), ("zeros", False, "prediction_collapse")],
+)
+def test_the_keras_callback_names_the_fault_inside_fit(inputs, from_logits, expected):
+    keras, DoctorCallback = _keras()
+    x, y = _blobs()
+    if inputs == "zeros":
+        x = np.zeros_like(x)
+    doctor = DoctorCallback(x[:100], y[:100], n_train=len(x), verbose=False)
+    _keras_seed_model(keras, from_logits=from_logits).fit(x, y, epochs=4, batch_size=32, verbose=0, callbacks=[doctor])
+    assert doctor.diagnosis is not None
+    if expected is None:
+        assert doctor.diagnosis.healthy, doctor.diagnosis.render()
+    else:
+        assert doctor.diagnosis.top is not None and doctor.diagnosis.top.code == expected, doctor.diagnosis.render()
