@@ -11,16 +11,18 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import soundfile as sf
 import torch
 from torch import nn
 
 from spoken_digits.config import RunConfig
 from spoken_digits.diagnose import data as checks
 from spoken_digits.diagnose.dynamics import TrainingMonitor, instrumented_run
-from spoken_digits.diagnose.findings import CODES, Diagnosis, Finding, Severity
+from spoken_digits.diagnose.findings import CODES, Diagnosis, Finding, Severity, rank
 from spoken_digits.diagnose.history import constant_prediction
 from spoken_digits.errors import ParameterError
 from spoken_digits.splits import stratified_split
@@ -152,6 +154,7 @@ class PipelineArrays:
     lengths: np.ndarray
     y: np.ndarray
     durations: np.ndarray
+    rates: dict[int, int]  # files per native sample rate
 
 
 def pipeline_arrays(
@@ -167,6 +170,7 @@ def pipeline_arrays(
     loose = dataclasses.replace(cfg.audio, duration=None)  # true lengths first, for the truncation check
     waves = [audio.load(clips[i].path, loose) for i in fold.train]
     durations = np.array([len(w) / cfg.audio.sr for w in waves])
+    rates = Counter(sf.info(str(clips[i].path)).samplerate for i in fold.train)
     if cfg.audio.n_samples is not None:
         waves = [audio.fix_length(w, cfg.audio.n_samples) for w in waves]
     featurizer = Featurizer(cfg.audio.sr, cfg.features)
@@ -174,7 +178,8 @@ def pipeline_arrays(
     if featurizer.standardizer is not None:
         featurizer.standardizer.fit(x, frames)
     labels = np.array([clips[i].digit for i in fold.train])
-    return PipelineArrays(featurizer.standardize(x, frames).numpy(), frames.numpy(), labels, durations)
+    features = featurizer.standardize(x, frames).numpy()
+    return PipelineArrays(features, frames.numpy(), labels, durations, dict(sorted(rates.items())))
 
 
 def diagnose_run(cfg: RunConfig, *, data: str | os.PathLike[str] | None = None, download: bool = True) -> Diagnosis:
@@ -200,6 +205,7 @@ def diagnose_run(cfg: RunConfig, *, data: str | os.PathLike[str] | None = None, 
         durations=arrays.durations,
         duration_limit=cfg.audio.duration,
     )
+    result.findings = rank(result.findings + checks.sample_rates(arrays.rates, cfg.audio.sr))
     result.seconds = time.perf_counter() - started
     result.context |= {"preset": cfg.preset, "model": cfg.model.name, "split": cfg.split.name.value}
     return result

@@ -129,6 +129,7 @@ def padding(lengths: np.ndarray, steps: int, *, masked: bool) -> list[Finding]:
     """The share of frames that are padding; harmless when the model skips it, ruinous when it reads it."""
     share = 1.0 - float(lengths.sum()) / (len(lengths) * steps)
     evidence = {"padding_share": share, "frames": steps, "median_valid_frames": float(np.median(lengths))}
+    evidence["largest_clip_share"] = 1.0 - float(lengths.min()) / steps
     if masked or share <= 0.5:
         note = "the model skips it (packed or masked)" if masked else "the model reads it"
         return [Finding("padding_share", INFO, f"{share:.0%} of frames are padding; {note}", evidence, "")]
@@ -151,6 +152,7 @@ def truncated(durations: np.ndarray, limit: float | None) -> list[Finding]:
         return []
     share = float((durations > limit + 1e-9).mean())
     evidence = {"share": share, "limit_s": limit, "longest_s": float(durations.max())}
+    evidence["zero_padded_share_of_window"] = float(np.mean(np.clip(limit - durations, 0, None)) / limit)
     title = f"{share:.0%} of clips are longer than {limit} s and get cut"
     if share <= 0.2:
         return [Finding("truncated_clips", INFO, title, evidence, "")]
@@ -161,6 +163,23 @@ def truncated(durations: np.ndarray, limit: float | None) -> list[Finding]:
             title,
             evidence,
             "trim leading/trailing silence before cutting (--trim-db 40), or keep true lengths (--duration 0)",
+        )
+    ]
+
+
+def sample_rates(rates: dict[int, int], target: int) -> list[Finding]:
+    """Files at rates other than the model's: fine when the loader resamples, wrong when it does not."""
+    others = {rate: n for rate, n in rates.items() if rate != target}
+    evidence = {"files_per_rate": rates, "model_rate": target}
+    if not others:
+        return [Finding("sample_rates", INFO, f"every file is at the model's {target} Hz", evidence, "")]
+    return [
+        Finding(
+            "sample_rates",
+            INFO,
+            f"{sum(others.values())} files are not at {target} Hz; they are resampled on reading",
+            evidence,
+            "",
         )
     ]
 

@@ -33,6 +33,7 @@ CODES = (
     "truncated_clips",
     "padding_share",
     "probe",
+    "sample_rates",
     "feature_scale",
     "lr_range",
     "time_axis",
