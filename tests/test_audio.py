@@ -8,7 +8,7 @@ import soundfile as sf
 
 from conftest import digit_tone
 from spoken_digits.audio import batch, fix_length, load, read_audio, trim_silence
-from spoken_digits.config import AudioConfig
+from spoken_digits.config import AudioConfig, Pad
 from spoken_digits.errors import AudioError
 
 
@@ -107,6 +107,8 @@ def test_fix_length_pads_and_cuts_at_the_end():
     y = np.arange(1, 6, dtype=np.float32)
     assert fix_length(y, 3).tolist() == [1, 2, 3]
     assert fix_length(y, 7).tolist() == [1, 2, 3, 4, 5, 0, 0]
+    assert fix_length(y, 7, pad=Pad.START).tolist() == [0, 0, 1, 2, 3, 4, 5]
+    assert fix_length(y, 3, pad=Pad.START).tolist() == [1, 2, 3]
 
 
 def test_load_applies_trim_then_fixed_length(tmp_path):

@@ -9,8 +9,17 @@ import torch
 
 from conftest import digit_tone
 from spoken_digits.audio import batch
-from spoken_digits.config import FeatureConfig, Scale
-from spoken_digits.features import Featurizer, MelFrontend, Standardizer, frame_lengths, mel_filterbank
+from spoken_digits.config import AudioConfig, FeatureConfig, RunConfig, Scale
+from spoken_digits.errors import ParameterError
+from spoken_digits.features import (
+    Featurizer,
+    MelFrontend,
+    Standardizer,
+    cmvn,
+    dct_matrix,
+    frame_lengths,
+    mel_filterbank,
+)
 
 GRID = [  # (sr, n_fft, hop_length, n_mels, fmin, fmax)
     (8000, 512, 256, 80, 0.0, None),  # the seed's settings
@@ -120,3 +129,48 @@ def test_featurizer_without_standardizer_passes_features_through():
     assert featurizer.standardizer is None
     x, lengths = batch([digit_tone(1, seed=1)])
     torch.testing.assert_close(featurizer(x, lengths)[0], featurizer.frontend(x, lengths)[0])
+
+
+def test_cepstra_match_librosa_mfcc_of_the_same_db_bands():
+    db = np.random.default_rng(0).normal(-40, 10, (40, 30)).astype(np.float32)  # (n_mels, frames)
+    ref = librosa.feature.mfcc(S=db, n_mfcc=13)  # (13, frames)
+    ours = torch.from_numpy(db.T) @ dct_matrix(40, 13)  # (frames, 13)
+    np.testing.assert_allclose(ours.numpy().T, ref, rtol=0, atol=1e-3)
+
+
+def test_cmvn_gives_each_clip_zero_mean_unit_variance_over_its_own_frames():
+    x = torch.randn(3, 10, 4) * 5 + 7
+    lengths = torch.tensor([10, 6, 3])
+    z = cmvn(x, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        valid = z[i, :n]
+        torch.testing.assert_close(valid.mean(0), torch.zeros(4), atol=1e-5, rtol=0)
+        torch.testing.assert_close(valid.std(0, unbiased=False), torch.ones(4), atol=1e-3, rtol=0)
+        assert torch.all(z[i, n:] == 0)
+    louder = cmvn(x * 10 + 3, lengths)  # level and offset are removed
+    torch.testing.assert_close(louder, z, atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("layout", "shape"), [("time-major", (2, 16, 80)), ("swapped", (2, 80, 16)), ("reshaped", (2, 16, 80))]
+)
+def test_layouts_hand_the_model_the_right_or_the_wrong_matrix(layout, shape):
+    cfg = RunConfig(features=FeatureConfig(layout=layout, standardize=False))
+    featurizer = Featurizer(8000, cfg.features)
+    waves = torch.from_numpy(np.stack([digit_tone(3, seconds=0.3)[:4000], digit_tone(5, seconds=0.3)[:4000]]))
+    waves = torch.nn.functional.pad(waves, (0, 4000 - waves.shape[1]))
+    x, frames = featurizer(waves, torch.tensor([4000, 4000]))
+    right, _ = Featurizer(8000, FeatureConfig(standardize=False))(waves, torch.tensor([4000, 4000]))
+    assert tuple(x.shape) == shape and cfg.n_features == shape[2] and frames.tolist() == [shape[1]] * 2
+    if layout == "swapped":
+        torch.testing.assert_close(x, right.transpose(1, 2))
+    if layout == "reshaped":
+        torch.testing.assert_close(x, right.transpose(1, 2).reshape(2, 16, 80))
+        assert not torch.equal(x, right)
+
+
+def test_a_wrong_layout_needs_fixed_length_clips():
+    with pytest.raises(ParameterError, match="fixed clip duration"):
+        RunConfig(audio=AudioConfig(duration=None), features=FeatureConfig(layout="swapped"))
+    with pytest.raises(ParameterError, match="n_mfcc needs scale db"):
+        FeatureConfig(n_mfcc=13, scale="power")

@@ -17,7 +17,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from spoken_digits.config import AudioConfig
+from spoken_digits.config import AudioConfig, Pad
 from spoken_digits.errors import AudioError
 
 SILENCE_PEAK = 1e-4  # a clip whose loudest sample is below -80 dBFS is treated as silent
@@ -111,11 +111,11 @@ def check_clip(y: np.ndarray, cfg: AudioConfig) -> list[str]:
     return notes
 
 
-def fix_length(y: np.ndarray, n: int) -> np.ndarray:
-    """Zero-pad at the end or cut the end so that len(y) == n (as librosa.util.fix_length)."""
+def fix_length(y: np.ndarray, n: int, *, pad: Pad = Pad.END) -> np.ndarray:
+    """Cut the end, or zero-pad (at the end, as librosa.util.fix_length, or at the start), to len(y) == n."""
     if len(y) >= n:
         return y[:n]
-    return np.pad(y, (0, n - len(y)))
+    return np.pad(y, (0, n - len(y)) if pad is Pad.END else (n - len(y), 0))
 
 
 def prepare(y: np.ndarray, cfg: AudioConfig) -> np.ndarray:
@@ -123,7 +123,7 @@ def prepare(y: np.ndarray, cfg: AudioConfig) -> np.ndarray:
     if cfg.trim_db is not None:
         y = trim_silence(y, cfg.sr, cfg.trim_db)
     if cfg.n_samples is not None:
-        y = fix_length(y, cfg.n_samples)
+        y = fix_length(y, cfg.n_samples, pad=cfg.pad)
     return y
 
 

@@ -42,9 +42,7 @@ class Checkpoint:
         """The featurizer and model with their trained state, in eval mode."""
         cfg = self.config
         featurizer = Featurizer(cfg.audio.sr, cfg.features)
-        model = create_model(
-            cfg.model.name, n_features=cfg.features.n_mels, n_classes=len(self.classes), **cfg.model.params
-        )
+        model = create_model(cfg.model.name, n_features=cfg.n_features, n_classes=len(self.classes), **cfg.model.params)
         try:
             featurizer.load_state_dict(self.featurizer_state)
             model.load_state_dict(self.model_state)

@@ -221,7 +221,7 @@ def _train(args: argparse.Namespace) -> int:
         run = lambda: resume_run(out, data=args.data, download=not args.no_download, say=say)  # noqa: E731
     else:
         cfg = _run_config(args)
-        create_model(cfg.model.name, n_features=cfg.features.n_mels, n_classes=10, **cfg.model.params)  # fail fast
+        create_model(cfg.model.name, n_features=cfg.n_features, n_classes=10, **cfg.model.params)  # fail fast
         check_device(cfg.train.device)
         out = args.out or Path("runs") / f"{cfg.preset}-{cfg.model.name}-{cfg.split.name.value}-s{cfg.train.seed}"
         run = lambda: train_run(cfg, out, data=args.data, download=not args.no_download, say=say)  # noqa: E731

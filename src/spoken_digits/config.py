@@ -21,6 +21,21 @@ class Scale(StrEnum):
     DB = "db"  # 10*log10 per clip, relative to the clip's peak, floored at -top_db
 
 
+class Layout(StrEnum):
+    """How the (time, features) matrix is handed to the model; only time-major is right."""
+
+    TIME_MAJOR = "time-major"  # (N, T, F): row t is frame t (the seed's transpose)
+    SWAPPED = "swapped"  # (N, F, T): mel bands read as time steps
+    RESHAPED = "reshaped"  # (F, T) reshaped, not transposed, to (T, F): rows mix bands and frames
+
+
+class Pad(StrEnum):
+    """Where zero padding goes when a clip is shorter than the fixed length."""
+
+    END = "end"  # librosa.util.fix_length: speech first, then silence
+    START = "start"  # silence first, so a last-state readout ends on speech
+
+
 class SplitName(StrEnum):
     """Ways to divide FSDD into training and test clips."""
 
@@ -43,8 +58,10 @@ class AudioConfig:
     duration: float | None = 0.5  # seconds to zero-pad/trim to; None keeps true lengths
     trim_db: float | None = None  # trim edges quieter than this many dB below the peak
     max_duration: float = 30.0  # longest audio read from a file, in seconds (caps memory)
+    pad: Pad = Pad.END
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "pad", _enum(Pad, self.pad, "pad"))
         _check(1000 <= self.sr <= 192_000, f"sr must be in 1000..192000 Hz, got {self.sr}")
         _check(self.duration is None or self.duration > 0, f"duration must be > 0 s or None, got {self.duration}")
         _check(self.trim_db is None or self.trim_db > 0, f"trim_db must be > 0 dB or None, got {self.trim_db}")
@@ -68,9 +85,15 @@ class FeatureConfig:
     scale: Scale = Scale.DB
     top_db: float = 80.0
     standardize: bool = True  # per-mel-band mean/std fitted on the training split
+    n_mfcc: int = 0  # > 0: that many cepstral coefficients (DCT of the dB mel bands) instead of mel bands
+    cmvn: bool = False  # per-clip mean/variance normalisation of each band over the clip's own frames
+    layout: Layout = Layout.TIME_MAJOR
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scale", _enum(Scale, self.scale, "scale"))
+        object.__setattr__(self, "layout", _enum(Layout, self.layout, "layout"))
+        _check(0 <= self.n_mfcc <= self.n_mels, f"n_mfcc must be in 0..n_mels, got {self.n_mfcc}")
+        _check(self.n_mfcc == 0 or self.scale is Scale.DB, "n_mfcc needs scale db (cepstra are taken of log power)")
         _check(self.n_fft >= 16, f"n_fft must be >= 16, got {self.n_fft}")
         _check(0 < self.hop_length <= self.n_fft, f"hop_length must be in 1..n_fft, got {self.hop_length}")
         _check(self.n_mels >= 1, f"n_mels must be >= 1, got {self.n_mels}")
@@ -137,6 +160,21 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+
+    def __post_init__(self) -> None:
+        _check(
+            self.features.layout is Layout.TIME_MAJOR or self.audio.duration is not None,
+            f"layout {self.features.layout.value} needs a fixed clip duration (every clip the same shape)",
+        )
+
+    @property
+    def n_features(self) -> int:
+        """Width of each step the model reads: bands (or cepstra), or frames when the layout is swapped."""
+        width = self.features.n_mfcc or self.features.n_mels
+        if self.features.layout is Layout.TIME_MAJOR:
+            return width
+        frames = 1 + (self.audio.n_samples or 0) // self.features.hop_length
+        return frames if self.features.layout is Layout.SWAPPED else width
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (enums as their string values)."""

@@ -84,10 +84,8 @@ def train_fold(
     x_raw, frames = raw
     if featurizer.standardizer is not None:
         featurizer.standardizer.fit(x_raw[fit_idx], frames[fit_idx])  # training clips only
-    data = FeatureSet(featurizer.standardize(x_raw, frames), frames, labels)
-    model = create_model(
-        cfg.model.name, n_features=cfg.features.n_mels, n_classes=len(fsdd.CLASSES), **cfg.model.params
-    )
+    data = FeatureSet(*featurizer.arrange(featurizer.standardize(x_raw, frames), frames), labels)
+    model = create_model(cfg.model.name, n_features=cfg.n_features, n_classes=len(fsdd.CLASSES), **cfg.model.params)
 
     def epoch_done(progress: dict[str, Any]) -> None:
         if state is not None:

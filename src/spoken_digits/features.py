@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spoken_digits.config import FeatureConfig, Scale
+from spoken_digits.config import FeatureConfig, Layout, Scale
 from spoken_digits.errors import ParameterError
 
 AMIN = 1e-10  # power floor before the log, as librosa.power_to_db
@@ -111,6 +111,27 @@ class MelFrontend(nn.Module):
         return db.masked_fill(~valid, -self.cfg.top_db), frames
 
 
+def dct_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """Orthonormal DCT-II as an (n_in, n_out) matrix: dB mel bands @ matrix = cepstra (as librosa's MFCC)."""
+    k = torch.arange(n_out, dtype=torch.float64)[None, :]
+    n = torch.arange(n_in, dtype=torch.float64)[:, None]
+    basis = torch.cos(torch.pi / n_in * (n + 0.5) * k) * (2.0 / n_in) ** 0.5
+    basis[:, 0] /= 2**0.5
+    return basis.float()
+
+
+def cmvn(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Per-clip, per-band mean/variance normalisation over each clip's valid frames; padding becomes 0.
+
+    Removes a clip's own channel and level (microphone, distance, vocal tract average) before the model.
+    """
+    mask = time_mask(lengths, x.shape[1])[:, :, None].to(x.dtype)
+    n = lengths.clamp_min(1)[:, None, None].to(x.dtype)
+    mean = (x * mask).sum(1, keepdim=True) / n
+    var = (((x - mean) * mask) ** 2).sum(1, keepdim=True) / n
+    return (x - mean) / (var.sqrt() + 1e-3) * mask
+
+
 class Standardizer(nn.Module):
     """Per-mel-band mean/std, fitted on training features over valid frames only.
 
@@ -143,23 +164,49 @@ class Standardizer(nn.Module):
 
 
 class Featurizer(nn.Module):
-    """Frontend plus optional standardiser: (N, L) waveforms -> model input (N, T, n_mels)."""
+    """(N, L) waveforms -> model input: mel frontend, then optional cepstra, per-clip CMVN, the
+    training-set standardiser, and the layout (time-major unless a study asks for a wrong one).
+    """
+
+    dct: torch.Tensor | None  # (n_mels, n_mfcc), a buffer when cepstra are asked for
 
     def __init__(self, sr: int, cfg: FeatureConfig) -> None:
         super().__init__()
+        self.cfg = cfg
         self.frontend = MelFrontend(sr, cfg)
-        self.standardizer = Standardizer(cfg.n_mels) if cfg.standardize else None
+        width = cfg.n_mfcc or cfg.n_mels
+        self.register_buffer("dct", dct_matrix(cfg.n_mels, cfg.n_mfcc) if cfg.n_mfcc else None, persistent=False)
+        self.standardizer = Standardizer(width) if cfg.standardize else None
+
+    def clip_features(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Everything that needs no training statistics: (N, T, width) and valid frames (N,)."""
+        x, frames = self.frontend(waves, lengths)
+        if self.dct is not None:
+            x = x @ self.dct
+        if self.cfg.cmvn:
+            x = cmvn(x, frames)
+        return x, frames
 
     @torch.no_grad()
     def raw(self, waves: torch.Tensor, lengths: torch.Tensor, *, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
         """Unstandardised features of many clips, computed `chunk` clips at a time to bound memory."""
-        parts = [self.frontend(waves[i : i + chunk], lengths[i : i + chunk]) for i in range(0, len(waves), chunk)]
+        parts = [self.clip_features(waves[i : i + chunk], lengths[i : i + chunk]) for i in range(0, len(waves), chunk)]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def standardize(self, x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """Apply the fitted standardiser (identity when the config has none)."""
         return x if self.standardizer is None else self.standardizer(x, frames)
 
+    def arrange(self, x: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hand (N, T, F) to the model in the configured layout; the wrong ones exist to be measured."""
+        if self.cfg.layout is Layout.TIME_MAJOR:
+            return x, frames
+        n, steps, width = x.shape
+        swapped = x.transpose(1, 2)  # (N, F, T)
+        if self.cfg.layout is Layout.SWAPPED:
+            return swapped, torch.full_like(frames, width)
+        return swapped.reshape(n, steps, width), torch.full_like(frames, steps)  # the seed-era reshape bug
+
     def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x, frames = self.frontend(waves, lengths)
-        return self.standardize(x, frames), frames
+        x, frames = self.clip_features(waves, lengths)
+        return self.arrange(self.standardize(x, frames), frames)

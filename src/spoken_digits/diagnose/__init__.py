@@ -172,14 +172,14 @@ def pipeline_arrays(
     durations = np.array([len(w) / cfg.audio.sr for w in waves])
     rates = Counter(sf.info(str(clips[i].path)).samplerate for i in fold.train)
     if cfg.audio.n_samples is not None:
-        waves = [audio.fix_length(w, cfg.audio.n_samples) for w in waves]
+        waves = [audio.fix_length(w, cfg.audio.n_samples, pad=cfg.audio.pad) for w in waves]
     featurizer = Featurizer(cfg.audio.sr, cfg.features)
     x, frames = featurizer.raw(*audio.batch(waves))
     if featurizer.standardizer is not None:
         featurizer.standardizer.fit(x, frames)
     labels = np.array([clips[i].digit for i in fold.train])
-    features = featurizer.standardize(x, frames).numpy()
-    return PipelineArrays(features, frames.numpy(), labels, durations, dict(sorted(rates.items())))
+    features, frames = featurizer.arrange(featurizer.standardize(x, frames), frames)
+    return PipelineArrays(features.numpy(), frames.numpy(), labels, durations, dict(sorted(rates.items())))
 
 
 def diagnose_run(cfg: RunConfig, *, data: str | os.PathLike[str] | None = None, download: bool = True) -> Diagnosis:
@@ -190,7 +190,7 @@ def diagnose_run(cfg: RunConfig, *, data: str | os.PathLike[str] | None = None, 
     started = time.perf_counter()
     arrays = pipeline_arrays(cfg, data=data, download=download)
     factory = lambda: create_model(  # noqa: E731
-        cfg.model.name, n_features=cfg.features.n_mels, n_classes=len(CLASSES), **cfg.model.params
+        cfg.model.name, n_features=cfg.n_features, n_classes=len(CLASSES), **cfg.model.params
     )
     result = diagnose_arrays(
         arrays.x,
