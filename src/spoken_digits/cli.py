@@ -161,6 +161,34 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
     d.add_argument("--out", type=Path, metavar="DIR", help="also write DIR/diagnosis.json")
 
+    g = sub.add_parser(
+        "study",
+        help="run a grid of training runs (models x features x splits x seeds) and aggregate it",
+        description="Run every cell x seed of a grid into --out (finished runs are skipped, interrupted "
+        "ones resumed), then write summary.json and summary.csv: mean, sd and 95%% CI per cell.",
+    )
+    g.add_argument("grid", nargs="?", help="a built-in grid name (see --list) or a TOML grid file")
+    g.add_argument("--list", action="store_true", help="list the built-in grids and exit")
+    g.add_argument("--out", type=Path, help="study folder (default: runs/study-GRID)")
+    g.add_argument("--seeds", type=int, help="run seeds 0..N-1 instead of the grid's own")
+    g.add_argument("--workers", type=int, default=1, help="parallel training processes (default: 1)")
+    g.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value in every cell, VALUE as JSON (e.g. train.epochs=5); repeatable",
+    )
+    _data_options(g)
+
+    r = sub.add_parser(
+        "report",
+        help="render a study as Markdown and self-contained HTML",
+        description="Write report.md, report.html and their plots for a study folder.",
+    )
+    r.add_argument("study", type=Path, metavar="STUDY_DIR", help="a folder written by spoken-digits study")
+    r.add_argument("--out", type=Path, help="where to write the report (default: the study folder)")
+
     sub.add_parser("models", help="list the registered models", description="List the registered models.")
     return parser
 
@@ -168,15 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_config(args: argparse.Namespace) -> RunConfig:
     """The preset with every option the user gave applied on top."""
     cfg = preset(args.preset or "default")
-    params = dict(cfg.model.params)
-    for item in args.param:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ParameterError(f"--param expects KEY=VALUE, got {item!r}")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
+    params = dict(cfg.model.params) | _key_values(args.param, "--param")
     train = {
         k: v
         for k, v in {
@@ -334,6 +354,46 @@ def _read_history(path: Path) -> list[float]:
     return [float(v) for v in data]
 
 
+def _study(args: argparse.Namespace) -> int:
+    from spoken_digits import study
+
+    if args.list:
+        for name, grid in study.BUILTIN.items():
+            print(f"{name:10s} {len(grid.runs()):4d} runs  {grid.description}")
+        return 0
+    if args.grid is None:
+        raise ParameterError("name a grid (spoken-digits study --list shows the built-in ones) or a TOML file")
+    grid = study.with_overrides(study.load_grid(args.grid), _key_values(args.set, "--set"), args.seeds)
+    out = args.out or Path("runs") / f"study-{grid.name}"
+    say = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    summary = study.run_study(grid, out, data=args.data, download=not args.no_download, workers=args.workers, say=say)
+    for row in summary["cells"]:
+        print(f"{row['cell']:50s} {row['mean']:.4f} ± {row['ci95']:.4f} (95% CI, {row['n_seeds']} seeds)")
+    print(f"wrote {out}/summary.json; render it with: spoken-digits report {out}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from spoken_digits.studyreport import render
+
+    print(f"wrote {render(args.study, args.out)} and report.html")
+    return 0
+
+
+def _key_values(items: list[str], option: str) -> dict[str, Any]:
+    """KEY=VALUE pairs with VALUE parsed as JSON where it parses (else kept as a string)."""
+    pairs: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ParameterError(f"{option} expects KEY=VALUE, got {item!r}")
+        try:
+            pairs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            pairs[key] = value
+    return pairs
+
+
 def _models(args: argparse.Namespace) -> int:
     for name, (_, description) in MODELS.items():
         print(f"{name:10s} {description}")
@@ -350,6 +410,8 @@ COMMANDS = {
     "predict": _predict,
     "serve": _serve,
     "diagnose": _diagnose,
+    "study": _study,
+    "report": _report,
     "models": _models,
 }
 

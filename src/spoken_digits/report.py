@@ -74,3 +74,34 @@ def plot_curves(histories: Mapping[str, Sequence[Mapping[str, float]]], path: st
     acc_ax.set(xlabel="epoch", ylabel="accuracy", title="Accuracy", ylim=(0, 1.02))
     acc_ax.legend(fontsize=7, ncol=2 if len(histories) > 1 else 1)
     _save(fig, path)
+
+
+def plot_bars(rows: Sequence[Mapping[str, object]], path: str | os.PathLike[str], *, title: str) -> None:
+    """Mean test accuracy per cell with 95% confidence intervals as error bars."""
+    from matplotlib.figure import Figure
+
+    names = [str(r.get("label", r["cell"])) for r in rows]
+    means = np.array([float(r["mean"]) for r in rows])  # type: ignore[arg-type]
+    errors = np.nan_to_num(np.array([float(r["ci95"]) for r in rows]))  # type: ignore[arg-type]
+    fig = Figure(figsize=(7.5, 0.42 * len(rows) + 1.2))
+    ax = fig.add_subplot()
+    ax.barh(range(len(rows)), means, xerr=errors, color="C0", ecolor="black", capsize=3)
+    for i, m in enumerate(means):
+        ax.text(min(m + errors[i] + 0.01, 1.0), i, f"{m:.3f}", va="center", fontsize=8)
+    ax.set(yticks=range(len(rows)), yticklabels=names, xlim=(0, 1.12), xlabel="test accuracy (mean, 95% CI)")
+    ax.set_title(title, fontsize=10)
+    ax.invert_yaxis()
+    _save(fig, path)
+
+
+def plot_mean_curves(curves: Mapping[str, Sequence[float]], path: str | os.PathLike[str], *, title: str) -> None:
+    """Validation accuracy per epoch, averaged over a cell's seeds (and folds), one line per cell."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 4))
+    ax = fig.add_subplot()
+    for k, (cell, values) in enumerate(curves.items()):
+        ax.plot(range(1, len(values) + 1), values, color=f"C{k % 10}", ls="-" if k < 10 else "--", label=cell)
+    ax.set(xlabel="epoch", ylabel="validation accuracy", ylim=(0, 1.02), title=title)
+    ax.legend(fontsize=7)
+    _save(fig, path)
