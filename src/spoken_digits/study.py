@@ -28,7 +28,7 @@ import torch
 from spoken_digits.atomic import write_json, write_text
 from spoken_digits.config import RunConfig, preset
 from spoken_digits.errors import ParameterError, SpokenDigitsError
-from spoken_digits.models import MODELS
+from spoken_digits.models import MODELS, create_model
 
 # Two-sided 95% Student t quantiles for 1..30 degrees of freedom (beyond: the normal 1.96).
 T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -196,8 +196,21 @@ def grid_from_dict(data: dict[str, Any], *, default_name: str = "grid") -> Grid:
         str(data.get("description", "")),
         dict(data.get("base", {})),
     )
-    grid.runs()  # every cell's config must be valid
+    validate(grid)
     return grid
+
+
+def validate(grid: Grid) -> list[Run]:
+    """The grid's runs, after building each distinct model once: bad names or parameters fail now."""
+    runs = grid.runs()
+    seen = set()
+    for run in runs:
+        model = run.config.model
+        key = (model.name, json.dumps(model.params, sort_keys=True), run.config.n_features)
+        if key not in seen:
+            seen.add(key)
+            create_model(model.name, n_features=run.config.n_features, n_classes=10, **model.params)
+    return runs
 
 
 def with_overrides(grid: Grid, overrides: dict[str, Any], seeds: int | None = None) -> Grid:
@@ -223,7 +236,7 @@ def run_study(
     study after a crash or with more seeds only trains what is missing.
     """
     out = Path(out)
-    runs = grid.runs()
+    runs = validate(grid)
     saved = out / "grid.json"
     if saved.is_file() and json.loads(saved.read_text())["name"] != grid.name:
         raise ParameterError(f"{out} holds study {json.loads(saved.read_text())['name']!r}; choose another --out")
