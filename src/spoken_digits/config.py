@@ -36,6 +36,16 @@ class Pad(StrEnum):
     START = "start"  # silence first, so a last-state readout ends on speech
 
 
+class Optimizer(StrEnum):
+    ADAM = "adam"
+    ADAMW = "adamw"  # decoupled weight decay
+
+
+class Schedule(StrEnum):
+    CONSTANT = "constant"
+    ONECYCLE = "onecycle"  # warm up to lr over the first 15% of steps, then anneal to ~0
+
+
 class SplitName(StrEnum):
     """Ways to divide FSDD into training and test clips."""
 
@@ -122,8 +132,14 @@ class TrainConfig:
     val_fraction: float = 0.1  # share of the training split held out for early stopping
     seed: int = 0
     device: str = "cpu"
+    optimizer: Optimizer = Optimizer.ADAM
+    schedule: Schedule = Schedule.CONSTANT
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "optimizer", _enum(Optimizer, self.optimizer, "optimizer"))
+        object.__setattr__(self, "schedule", _enum(Schedule, self.schedule, "schedule"))
+        _check(0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
@@ -131,6 +147,23 @@ class TrainConfig:
         _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         _check(self.patience >= 0, f"patience must be >= 0, got {self.patience}")
         _check(0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """On-the-fly training augmentation (never at evaluation); all off by default."""
+
+    speed: float = 0.0  # play each training clip 1 +- up to this fraction faster (0.1: 0.9x..1.1x)
+    time_mask: int = 0  # blank one run of up to this many frames per clip
+    band_mask: int = 0  # blank one run of up to this many bands (or cepstra) per clip
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.speed < 0.5, f"speed must be in [0, 0.5), got {self.speed}")
+        _check(self.time_mask >= 0 and self.band_mask >= 0, "mask widths must be >= 0")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.speed or self.time_mask or self.band_mask)
 
 
 @dataclass(frozen=True)
@@ -160,8 +193,13 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
+        _check(
+            not self.augment.active or self.features.layout is Layout.TIME_MAJOR,
+            "augmentation needs the time-major layout",
+        )
         _check(
             self.features.layout is Layout.TIME_MAJOR or self.audio.duration is not None,
             f"layout {self.features.layout.value} needs a fixed clip duration (every clip the same shape)",
@@ -189,6 +227,7 @@ class RunConfig:
             "model": ModelConfig,
             "train": TrainConfig,
             "split": SplitConfig,
+            "augment": AugmentConfig,
         }
         try:
             kwargs: dict[str, Any] = {"preset": data.get("preset", "custom")}
@@ -227,6 +266,27 @@ PRESETS: dict[str, RunConfig] = {
         audio=AudioConfig(trim_db=None),
         features=FeatureConfig(scale=Scale.POWER, standardize=False),
         train=TrainConfig(patience=0, adam_eps=1e-7),  # Keras: no early stopping, Adam epsilon 1e-7
+    ),
+    # Speaker-independent: whole trimmed clips, 20 cepstra of 40 mel bands at a 10 ms hop, each clip
+    # normalised by its own statistics (CMVN), speed perturbation, a 1-D conv net, AdamW with a
+    # one-cycle schedule and label smoothing; a fixed 20-epoch schedule (no early stopping on
+    # training speakers, whose validation score flatters).
+    "robust": RunConfig(
+        preset="robust",
+        audio=AudioConfig(duration=None, trim_db=40.0),
+        features=FeatureConfig(n_fft=256, hop_length=80, n_mels=40, n_mfcc=20, cmvn=True, standardize=False),
+        model=ModelConfig(name="conv1d"),
+        train=TrainConfig(
+            epochs=20,
+            lr=2e-3,
+            weight_decay=1e-2,
+            optimizer=Optimizer.ADAMW,
+            schedule=Schedule.ONECYCLE,
+            label_smoothing=0.1,
+            patience=0,
+            val_fraction=0.0,
+        ),
+        augment=AugmentConfig(speed=0.1),
     ),
 }
 

@@ -21,6 +21,7 @@ import torch
 
 from spoken_digits import audio, checkpoint, fsdd
 from spoken_digits.atomic import folder_lock, write_json, write_text
+from spoken_digits.augment import Augmenter
 from spoken_digits.config import RunConfig, SplitConfig, SplitName
 from spoken_digits.errors import ParameterError
 from spoken_digits.evaluate import scores
@@ -30,7 +31,7 @@ from spoken_digits.predict import Predictor
 from spoken_digits.report import plot_confusion, plot_curves
 from spoken_digits.runstate import RunState
 from spoken_digits.splits import Fold, make_folds, stratified_split
-from spoken_digits.train import FeatureSet, fit, predict_logits, seed_everything
+from spoken_digits.train import FeatureSet, check_device, fit, predict_logits, seed_everything
 
 LOG_COLUMNS = ("fold", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
 
@@ -93,8 +94,19 @@ def train_fold(
         on_epoch(progress["history"])
 
     resume = state.training(fold.name) if state is not None else None
+    augment, train_set = None, data.subset(fit_idx)
+    if cfg.augment.active:  # train from waveforms, featurised batch by batch after augmentation
+        augment = Augmenter(cfg.augment, featurizer.to(check_device(cfg.train.device)))
+        train_set = FeatureSet(corpus.waves, corpus.lengths, labels).subset(fit_idx)
     result = fit(
-        model, data.subset(fit_idx), data.subset(val_idx), cfg.train, resume=resume, on_epoch=epoch_done, desc=fold.name
+        model,
+        train_set,
+        data.subset(val_idx),
+        cfg.train,
+        resume=resume,
+        on_epoch=epoch_done,
+        augment=augment,
+        desc=fold.name,
     )
     metrics: dict[str, Any] = {
         "fold": fold.name,

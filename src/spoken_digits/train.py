@@ -7,6 +7,7 @@ over index batches: no DataLoader workers, no per-clip Python on the hot path.
 from __future__ import annotations
 
 import copy
+import math
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from spoken_digits.config import TrainConfig
+from spoken_digits.config import Optimizer, Schedule, TrainConfig
 from spoken_digits.errors import ParameterError
 
 
@@ -102,6 +103,7 @@ def fit(
     *,
     resume: dict[str, Any] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    augment: Callable[[FeatureSet, torch.Generator], FeatureSet] | None = None,
     desc: str = "train",
 ) -> FitResult:
     """Train `model` in place; it ends holding the weights of the best validation epoch.
@@ -110,19 +112,30 @@ def fit(
     validation set it is the last. Stops after `cfg.patience` epochs without improvement (0: never).
     After every epoch `on_epoch` gets a state dict (tensors, numbers, lists: `torch.save`-able);
     passing it back as `resume` continues exactly where it was taken, to the same final numbers.
+    With `augment`, each training batch of `train` (then holding waveforms) is turned into
+    model inputs by `augment(batch, generator)`; `val` holds ready features.
     """
     device = check_device(cfg.device)
     model.to(device)
     train = train.to(device)
     val = val.to(device) if val is not None and len(val) else None
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
-    generator = torch.Generator().manual_seed(cfg.seed)  # batch order
+    kind = torch.optim.AdamW if cfg.optimizer is Optimizer.ADAMW else torch.optim.Adam
+    optimizer = kind(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+    steps = cfg.epochs * math.ceil(len(train) / cfg.batch_size)
+    scheduler = (
+        torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
+        if cfg.schedule is Schedule.ONECYCLE
+        else None
+    )
+    generator = torch.Generator().manual_seed(cfg.seed)  # batch order and augmentation
     best: tuple[float, float] = (-1.0, float("inf"))  # (val accuracy, val loss) of the best epoch
     result = FitResult(copy.deepcopy(model.state_dict()), 0, 0)
     finished = False
     if resume is not None:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(resume["scheduler"])
         generator.set_state(resume["generator"])
         torch.set_rng_state(resume["torch_rng"])  # dropout masks
         best = (float(resume["best_score"][0]), float(resume["best_score"][1]))
@@ -135,11 +148,15 @@ def fit(
         model.train()
         loss_sum, correct = 0.0, 0
         for batch in train.batches(cfg.batch_size, generator):
+            if augment is not None:
+                batch = augment(batch, generator)
             logits = model(batch.x, batch.lengths)
-            loss = F.cross_entropy(logits, batch.y)
+            loss = F.cross_entropy(logits, batch.y, label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             loss_sum += loss.item() * len(batch)
             correct += int((logits.argmax(1) == batch.y).sum())
         row = {"epoch": epoch, "train_loss": loss_sum / len(train), "train_accuracy": correct / len(train)}
@@ -164,6 +181,7 @@ def fit(
                     "finished": finished,
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "generator": generator.get_state(),
                     "torch_rng": torch.get_rng_state(),
                     "best_score": list(best),
