@@ -120,11 +120,28 @@ def test_loso_runs_every_fold(synthetic_fsdd, tmp_path):
     assert (OUTPUTS - {"model.pt"}) <= {p.name for p in tmp_path.iterdir()}
 
 
-@pytest.mark.parametrize("model", ["seed_lstm", "cnn", "crnn", "lstm"])
+@pytest.mark.parametrize("model", ["seed_lstm", "cnn", "crnn", "lstm", "conv1d"])
 def test_every_model_trains_through_the_cli(synthetic_fsdd, tmp_path, model):
     out = tmp_path / model
     assert train(synthetic_fsdd, out, "--model", model, "--epochs", "1", "--duration", "0") == 0
     assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 1
+
+
+def test_the_robust_preset_trains_and_evaluate_reproduces_its_score(synthetic_fsdd, tmp_path, capsys):
+    """Augmentation runs only in training: the saved model scores the same through evaluate (predict's path)."""
+    assert (
+        train(synthetic_fsdd, tmp_path, "--preset", "robust", "--epochs", "3", "--split", "loso", "--speaker", "bert")
+        == 0
+    )
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert (
+        config["augment"]["speed"] == 0.1 and config["features"]["n_mfcc"] == 20 and config["model"]["name"] == "conv1d"
+    )
+    capsys.readouterr()
+    checkpoint = str(tmp_path / "folds" / "bert" / "model.pt")
+    assert main(["evaluate", checkpoint, "--data", str(synthetic_fsdd), "--split", "loso", "--speaker", "bert"]) == 0
+    assert json.loads(capsys.readouterr().out)["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
 
 
 def test_options_reach_the_saved_config(synthetic_fsdd, tmp_path):
@@ -163,7 +180,7 @@ def test_seed_preset_is_the_seeds_pipeline(synthetic_fsdd, tmp_path):
     assert train(synthetic_fsdd, tmp_path, "--preset", "seed", "--epochs", "1") == 0
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["features"]["scale"] == "power" and config["features"]["standardize"] is False
-    assert config["audio"] == {"sr": 8000, "duration": 0.5, "trim_db": None, "max_duration": 30.0}
+    assert config["audio"] == {"sr": 8000, "duration": 0.5, "trim_db": None, "max_duration": 30.0, "pad": "end"}
     assert config["model"]["name"] == "seed_lstm" and config["train"]["lr"] == 1e-3
     assert config["train"]["adam_eps"] == 1e-7 and config["train"]["patience"] == 0  # Keras' Adam, no early stop
 
@@ -205,7 +222,9 @@ def test_checkpoint_from_elsewhere_is_refused(tmp_path, capsys):
     assert "not a spoken-digits checkpoint" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["predict"], ["serve"], ["models"]])
+@pytest.mark.parametrize(
+    "command", [[], ["train"], ["evaluate"], ["predict"], ["serve"], ["diagnose"], ["study"], ["report"], ["models"]]
+)
 def test_help_runs_for_every_command(command):
     run = subprocess.run([sys.executable, "-m", "spoken_digits", *command, "--help"], capture_output=True, text=True)
     assert run.returncode == 0 and run.stdout.startswith("usage: spoken-digits")
