@@ -120,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print one line per file: file, digit, probability. Files that cannot be "
         "read are reported and the rest still answered; the exit status is 1 if any failed.",
     )
-    p.add_argument("checkpoint", type=Path, metavar="MODEL.pt", help="a checkpoint written by train")
+    p.add_argument(
+        "checkpoint", type=Path, metavar="MODEL", help="a checkpoint written by train (.pt) or an exported .onnx"
+    )
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, ogg, ...; any rate)")
     p.add_argument(
         "--json", action="store_true", help="print a JSON list of {file, digit, probability[, error][, warnings]}"
@@ -160,6 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--n-train", type=int, help="with --history: the number of clips each accuracy was measured on")
     d.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
     d.add_argument("--out", type=Path, metavar="DIR", help="also write DIR/diagnosis.json")
+
+    x = sub.add_parser(
+        "export",
+        help="export a checkpoint to ONNX (waveforms in, logits out)",
+        description="Write MODEL.pt as one ONNX graph that computes the features too; batch and sample axes "
+        "stay dynamic. The export is checked against torch (max |logit difference| <= 1e-4) before it is written.",
+    )
+    x.add_argument("checkpoint", type=Path, metavar="MODEL.pt", help="a checkpoint written by train")
+    x.add_argument("--onnx", type=Path, required=True, metavar="OUT.onnx", help="where to write the ONNX model")
+    x.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
 
     g = sub.add_parser(
         "study",
@@ -272,9 +284,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from spoken_digits.predict import Predictor
+    from spoken_digits.predict import load_predictor
 
-    results = Predictor.from_file(args.checkpoint).predict_files(args.files)
+    results = load_predictor(args.checkpoint).predict_files(args.files)
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     for r in results:
@@ -354,6 +366,17 @@ def _read_history(path: Path) -> list[float]:
     return [float(v) for v in data]
 
 
+def _export(args: argparse.Namespace) -> int:
+    from spoken_digits.export import export_onnx
+
+    check = export_onnx(args.checkpoint, args.onnx, opset=args.opset)
+    print(
+        f"wrote {args.onnx}; checked against torch on {check['batch']} clips of {check['samples']} samples: "
+        f"max |logit difference| {check['max_abs_diff']:.1e}"
+    )
+    return 0
+
+
 def _study(args: argparse.Namespace) -> int:
     from spoken_digits import study
 
@@ -410,6 +433,7 @@ COMMANDS = {
     "predict": _predict,
     "serve": _serve,
     "diagnose": _diagnose,
+    "export": _export,
     "study": _study,
     "report": _report,
     "models": _models,

@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from spoken_digits.config import FeatureConfig, Layout, Scale
@@ -76,6 +77,7 @@ class MelFrontend(nn.Module):
 
     mel: torch.Tensor  # (n_mels, 1 + n_fft // 2), a buffer
     window: torch.Tensor  # (n_fft,), a buffer
+    dft: torch.Tensor | None  # (2 * n_freq, 1, n_fft) DFT kernels once `use_conv_stft` was called
 
     def __init__(self, sr: int, cfg: FeatureConfig) -> None:
         super().__init__()
@@ -83,9 +85,27 @@ class MelFrontend(nn.Module):
         mel = mel_filterbank(sr=sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax)
         self.register_buffer("mel", torch.from_numpy(mel), persistent=False)
         self.register_buffer("window", torch.hann_window(cfg.n_fft, periodic=True), persistent=False)
+        self.register_buffer("dft", None, persistent=False)
+
+    def use_conv_stft(self) -> MelFrontend:
+        """Compute the STFT as a strided convolution with windowed DFT kernels instead of torch.stft.
+
+        Same numbers to float rounding; exists because ONNX export cannot take torch.stft's complex output.
+        """
+        n_fft = self.cfg.n_fft
+        freqs = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None]
+        angle = 2 * torch.pi * freqs * torch.arange(n_fft, dtype=torch.float64)[None, :] / n_fft
+        kernel = torch.cat([torch.cos(angle), -torch.sin(angle)]) * self.window.double()  # (2 * n_freq, n_fft)
+        self.register_buffer("dft", kernel[:, None, :].float(), persistent=False)
+        return self
 
     def power(self, waves: torch.Tensor) -> torch.Tensor:
         """Mel power (N, T, n_mels) of zero-padded waveforms (N, L)."""
+        if self.dft is not None:
+            half = self.cfg.n_fft // 2
+            spec = F.conv1d(F.pad(waves[:, None, :], (half, half)), self.dft, stride=self.cfg.hop_length)
+            re, im = spec.chunk(2, dim=1)  # (N, n_freq, T) each
+            return torch.matmul(self.mel, re.square() + im.square()).transpose(1, 2)
         spec = torch.stft(
             waves,
             self.cfg.n_fft,

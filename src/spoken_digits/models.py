@@ -21,7 +21,18 @@ from spoken_digits.features import time_mask
 
 
 def run_rnn(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run `rnn` on (B, T, F) over valid frames only: outputs (B, T, H*dirs) zero-padded, h_n."""
+    """Run `rnn` on (B, T, F) over valid frames only: outputs (B, T, H*dirs) zero-padded, h_n.
+
+    A one-way RNN runs on the padded batch: frames after a clip's end cannot change its earlier
+    outputs, so its last state is read at its own last frame (this also exports to ONNX, where
+    packed LSTMs do not). A two-way RNN is packed, so its backward pass starts at each clip's end.
+    """
+    if not rnn.bidirectional:
+        out, _ = rnn(x)
+        out = out * time_mask(lengths, x.shape[1])[:, :, None].to(out.dtype)
+        index = (lengths - 1).clamp_min(0).to(out.device)[:, None, None].expand(-1, 1, out.shape[2])
+        last = out.gather(1, index)[:, 0]  # (B, H): each clip's output at its own last frame
+        return out, last[None]  # h_n-shaped: (1, B, H), the top layer's state
     if bool((lengths == x.shape[1]).all()):  # equal lengths: no packing needed (faster)
         out, state = rnn(x)
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,7 +12,8 @@ import torch
 from torch import nn
 
 from spoken_digits import audio, checkpoint
-from spoken_digits.errors import AudioError
+from spoken_digits.config import RunConfig
+from spoken_digits.errors import AudioError, CheckpointError, ParameterError
 from spoken_digits.features import Featurizer
 
 
@@ -88,9 +90,13 @@ class Predictor:
         out = []
         for start in range(0, len(prepared), batch_size):
             x, lengths = audio.batch(prepared[start : start + batch_size])
-            logits = self.classifier(x.to(self.device), lengths.to(self.device))
-            out.append(torch.softmax(logits, dim=1).cpu().numpy())
+            out.append(torch.softmax(self.logits(x, lengths), dim=1).numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype=np.float32)
+
+    @torch.no_grad()
+    def logits(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits (N, n_classes) on the CPU of prepared waveforms (N, L) with `lengths` (N,)."""
+        return self.classifier(waves.to(self.device), lengths.to(self.device)).cpu()
 
     @torch.no_grad()
     def inspect(self, wave: np.ndarray) -> Inspection:
@@ -128,3 +134,41 @@ class Predictor:
                     str(paths[i]), self.classes[best], float(probs[best]), tuple(float(p) for p in probs), None, notes
                 )
         return results
+
+
+class OnnxPredictor(Predictor):
+    """The same predictions from a model exported with `spoken-digits export` (ONNX Runtime, CPU).
+
+    The graph computes the features itself; the audio steps before it (resampling, trim, length
+    rule) follow the run config stored in the model's metadata.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ParameterError("ONNX models need the onnx extra: pip install 'spoken-digits[onnx]'") from None
+        if not os.path.isfile(path):
+            raise CheckpointError(f"{path}: no such ONNX model file")
+        try:
+            options = onnxruntime.SessionOptions()
+            options.log_severity_level = 3
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            meta = self.session.get_modelmeta().custom_metadata_map
+            config = RunConfig.from_dict(json.loads(meta["spoken_digits_config"]))
+            classes = json.loads(meta["classes"])
+        except Exception as exc:  # onnxruntime's errors derive from Exception alone (InvalidProtobuf, ...)
+            raise CheckpointError(f"{path}: not an ONNX model exported by spoken-digits ({str(exc)[:120]})") from None
+        self.audio_cfg, self.classes, self.device = config.audio, classes, torch.device("cpu")
+
+    def logits(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        out = self.session.run(None, {"waves": waves.numpy(), "lengths": lengths.numpy()})[0]
+        return torch.from_numpy(out)
+
+    def inspect(self, wave: np.ndarray) -> Inspection:
+        raise ParameterError("inspect needs the checkpoint (.pt): an ONNX graph does not expose its features")
+
+
+def load_predictor(path: str | os.PathLike[str]) -> Predictor:
+    """A predictor for a checkpoint (.pt) or an exported ONNX model (.onnx)."""
+    return OnnxPredictor(path) if str(path).endswith(".onnx") else Predictor.from_file(path)

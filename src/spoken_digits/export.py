@@ -1,0 +1,94 @@
+"""`spoken-digits export`: a checkpoint as one ONNX graph, waveforms in, logits out.
+
+The graph holds the features too (STFT as a strided convolution, mel, dB, cepstra, CMVN,
+standardisation), so ONNX Runtime users get exactly the checkpoint's features; the run config
+travels in the model's metadata for the audio steps before it (resampling, trim, length rule).
+Batch and sample axes are dynamic. Needs the onnx extra: pip install 'spoken-digits[onnx]'.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+
+from spoken_digits import checkpoint
+from spoken_digits.atomic import atomic_path
+from spoken_digits.errors import CheckpointError, ParameterError
+from spoken_digits.predict import SpokenDigitClassifier
+
+TOLERANCE = 1e-4  # largest |logit difference| between torch and ONNX Runtime accepted at export
+
+
+def _requirements() -> tuple[Any, Any]:
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError as exc:
+        raise ParameterError(
+            f"ONNX export needs the onnx extra ({exc.name} is missing): pip install 'spoken-digits[onnx]'"
+        ) from None
+    return onnx, onnxruntime
+
+
+def export_onnx(source: str | os.PathLike[str], target: str | os.PathLike[str], *, opset: int = 17) -> dict[str, Any]:
+    """Write `source` checkpoint as ONNX to `target` (atomically), check it against torch, return the check."""
+    onnx, onnxruntime = _requirements()
+    ckpt = checkpoint.load(source)
+    classifier = SpokenDigitClassifier(*ckpt.build()).eval()
+    classifier.featurizer.frontend.use_conv_stft()
+    n = ckpt.config.audio.n_samples or ckpt.config.audio.sr  # 1 s when lengths vary
+    example = (
+        torch.zeros(2, n).normal_(0, 0.1, generator=torch.Generator().manual_seed(0)),
+        torch.tensor([n, 3 * n // 4]),
+    )
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes about data-dependent shapes; the check below is the proof
+        torch.onnx.export(
+            classifier,
+            example,
+            cast(Any, buffer),  # the TorchScript exporter writes to file objects too
+            input_names=["waves", "lengths"],
+            output_names=["logits"],
+            dynamic_axes={"waves": {0: "batch", 1: "samples"}, "lengths": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+    model = onnx.load_from_string(buffer.getvalue())
+    for key, value in {
+        "spoken_digits_config": json.dumps(ckpt.config.to_dict()),
+        "classes": json.dumps(ckpt.classes),
+    }.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    data = model.SerializeToString()
+    reference = SpokenDigitClassifier(*ckpt.build()).eval()  # torch.stft, as predict runs it
+    report = compare(reference, onnxruntime.InferenceSession(data), ckpt.config.audio.n_samples, ckpt.config.audio.sr)
+    if report["max_abs_diff"] > TOLERANCE:
+        raise CheckpointError(
+            f"{source}: the exported graph differs from torch by {report['max_abs_diff']:.2e} > {TOLERANCE}"
+        )
+    with atomic_path(target) as tmp:
+        Path(tmp).write_bytes(data)
+    return report
+
+
+def compare(reference: SpokenDigitClassifier, session: Any, fixed: int | None, sr: int) -> dict[str, Any]:
+    """Torch against ONNX Runtime on a batch size and clip lengths unlike the export example."""
+    generator = torch.Generator().manual_seed(1)
+    samples = fixed or 3 * sr // 2
+    waves = torch.zeros(5, samples).normal_(0, 0.1, generator=generator)
+    lengths = (
+        torch.full((5,), samples) if fixed else torch.tensor([samples, samples // 2, samples // 3, samples, sr // 4])
+    )
+    with torch.no_grad():
+        expected = reference(waves, lengths).numpy()
+    got = session.run(None, {"waves": waves.numpy(), "lengths": lengths.numpy()})[0]
+    return {"batch": 5, "samples": samples, "max_abs_diff": float(np.abs(got - expected).max())}
