@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import os
 import signal
 import sys
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -258,15 +260,37 @@ def _train(args: argparse.Namespace) -> int:
         out = args.out or Path("runs") / f"{cfg.preset}-{cfg.model.name}-{cfg.split.name.value}-s{cfg.train.seed}"
         run = lambda: train_run(cfg, out, data=args.data, download=not args.no_download, say=say)  # noqa: E731
     try:
-        metrics = run()
+        with _distributed(args.device or "cpu"):
+            metrics = run()
     except KeyboardInterrupt:
         say(f"spoken-digits: interrupted; progress is saved, continue with: spoken-digits train --resume {out}")
         return 130
     result = headline(metrics["test_accuracy"], metrics.get("val_accuracy"))
     if "folds" in metrics:
         result += " (mean of folds: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["folds"].items()) + ")"
-    print(f"{result}; {metrics['seconds']:.1f} s; wrote {out}/")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank gets here; one reports
+        print(f"{result}; {metrics['seconds']:.1f} s; wrote {out}/")
     return 0
+
+
+@contextlib.contextmanager
+def _distributed(device: str) -> Iterator[None]:
+    """Under torchrun (WORLD_SIZE > 1): one process group for the run, gloo on CPU, nccl on GPU."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield
+        return
+    import torch.distributed as dist
+
+    backend = "nccl" if device.startswith("cuda") else "gloo"
+    if backend == "nccl":
+        import torch
+
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
 
 
 def _evaluate(args: argparse.Namespace) -> int:

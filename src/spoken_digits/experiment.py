@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -31,7 +32,7 @@ from spoken_digits.predict import Predictor
 from spoken_digits.report import plot_confusion, plot_curves
 from spoken_digits.runstate import RunState
 from spoken_digits.splits import Fold, make_folds, stratified_split
-from spoken_digits.train import FeatureSet, check_device, fit, predict_logits, seed_everything
+from spoken_digits.train import FeatureSet, check_device, fit, predict_logits, rank_and_world, seed_everything
 
 LOG_COLUMNS = ("fold", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
 
@@ -72,10 +73,12 @@ def train_fold(
     *,
     state: RunState | None = None,
     on_epoch: Callable[[list[dict[str, float]]], None] = lambda _: None,
+    save: bool = True,
 ) -> FoldResult:
     """Fit the standardiser and model on the fold's training clips, save the model, score the test clips.
 
     With `state`, the training state is saved after every epoch and picked up again if present.
+    `save=False` (the non-zero ranks of a distributed run) writes nothing.
     """
     seed_everything(cfg.train.seed)
     labels = corpus.labels
@@ -89,9 +92,10 @@ def train_fold(
     model = create_model(cfg.model.name, n_features=cfg.n_features, n_classes=len(fsdd.CLASSES), **cfg.model.params)
 
     def epoch_done(progress: dict[str, Any]) -> None:
-        if state is not None:
-            state.save_training(fold.name, progress)
-        on_epoch(progress["history"])
+        if save:
+            if state is not None:
+                state.save_training(fold.name, progress)
+            on_epoch(progress["history"])
 
     resume = state.training(fold.name) if state is not None else None
     augment, train_set = None, data.subset(fit_idx)
@@ -129,7 +133,8 @@ def train_fold(
             metrics["val_confusion"] = result_scores["confusion"]
     info = {k: v for k, v in metrics.items() if k not in ("predicted", "confusion", "val_confusion")}
     ckpt = checkpoint.Checkpoint(cfg, list(fsdd.CLASSES), _cpu(model.state_dict()), _cpu(featurizer.state_dict()), info)
-    checkpoint.save(model_path, ckpt)
+    if save:
+        checkpoint.save(model_path, ckpt)
     return FoldResult(fold, metrics, result.history)
 
 
@@ -150,16 +155,19 @@ def train_run(
     """
     started = time.perf_counter()
     out = Path(out)
+    main = rank_and_world()[0] == 0  # under torchrun, rank 0 alone writes files and talks
+    say = say if main else (lambda _: None)
     clips = fsdd.index(fsdd.locate(data, download=download))
     folds = make_folds(clips, cfg.split, seed=cfg.train.seed)  # validates the split before any work
-    with folder_lock(out):
+    with folder_lock(out) if main else contextlib.nullcontext():
         state = RunState(out)
-        if state.exists() and not resume:
+        if main and state.exists() and not resume:
             raise ParameterError(
                 f"{out} holds an interrupted run; continue it with --resume {out} or choose another --out"
             )
         say(config_summary(cfg))
-        write_json(out / "config.json", cfg.to_dict())
+        if main:
+            write_json(out / "config.json", cfg.to_dict())
         corpus = load_corpus(clips, cfg)
         raw = Featurizer(cfg.audio.sr, cfg.features).raw(corpus.waves, corpus.lengths)
         say(
@@ -178,15 +186,17 @@ def train_run(
                 write_text(out / "log.csv", _log_csv([*((r.fold.name, r.history) for r in results), (name, history)]))
 
             model_path = (out / "folds" / fold.name if per_fold else out) / "model.pt"
-            result = train_fold(cfg, corpus, raw, fold, model_path, state=state, on_epoch=log_progress)
-            state.save_finished(fold.name, {"metrics": result.metrics, "history": result.history})
+            result = train_fold(cfg, corpus, raw, fold, model_path, state=state, on_epoch=log_progress, save=main)
+            if main:
+                state.save_finished(fold.name, {"metrics": result.metrics, "history": result.history})
             results.append(result)
             score = headline(result.metrics.get("accuracy"), result.metrics["val_accuracy"])
             say(f"fold {fold.name}: {score} after {result.metrics['epochs_run']} epochs")
         metrics = _summarise(cfg, corpus, results)
         metrics["seconds"] = round(time.perf_counter() - started, 2)
-        _write_outputs(out, results, metrics, per_fold=per_fold)
-        state.clear()
+        if main:
+            _write_outputs(out, results, metrics, per_fold=per_fold)
+            state.clear()
     return metrics
 
 

@@ -42,10 +42,19 @@ class FeatureSet:
         steps = int(lengths.max()) if len(index) else 0
         return FeatureSet(self.x[index, :steps], lengths, self.y[index])
 
-    def batches(self, size: int, generator: torch.Generator | None = None) -> Iterator[FeatureSet]:
-        """Mini-batches in order, or shuffled by `generator`."""
+    def batches(
+        self, size: int, generator: torch.Generator | None = None, *, rank: int = 0, world: int = 1
+    ) -> Iterator[FeatureSet]:
+        """Mini-batches in order, or shuffled by `generator`; with `world` > 1, this rank's share.
+
+        Every rank draws the same order from an identically seeded generator and takes every
+        `world`-th clip of it, the order padded by wrapping so all ranks get as many batches
+        (as torch's DistributedSampler does).
+        """
         order = torch.randperm(len(self), generator=generator) if generator is not None else torch.arange(len(self))
-        for start in range(0, len(self), size):
+        if world > 1:
+            order = torch.cat([order, order[: (-len(order)) % world]])[rank::world]
+        for start in range(0, len(order), size):
             yield self.subset(order[start : start + size])
 
     def to(self, device: torch.device | str) -> FeatureSet:
@@ -73,6 +82,13 @@ def check_device(name: str) -> torch.device:
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise ParameterError(f"device {name!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
     return device
+
+
+def rank_and_world() -> tuple[int, int]:
+    """This process's rank and the number of processes (0, 1 unless torch.distributed is set up)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
 
 def seed_everything(seed: int) -> None:
@@ -117,6 +133,10 @@ def fit(
     """
     device = check_device(cfg.device)
     model.to(device)
+    rank, world = rank_and_world()
+    net: nn.Module = model
+    if world > 1:  # every rank starts from rank 0's weights; gradients are averaged over ranks
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     train = train.to(device)
     val = val.to(device) if val is not None and len(val) else None
     kind = torch.optim.AdamW if cfg.optimizer is Optimizer.ADAMW else torch.optim.Adam
@@ -147,10 +167,11 @@ def fit(
         started = time.perf_counter()
         model.train()
         loss_sum, correct = 0.0, 0
-        for batch in train.batches(cfg.batch_size, generator):
+        seen = 0
+        for batch in train.batches(cfg.batch_size, generator, rank=rank, world=world):
             if augment is not None:
                 batch = augment(batch, generator)
-            logits = model(batch.x, batch.lengths)
+            logits = net(batch.x, batch.lengths)
             loss = F.cross_entropy(logits, batch.y, label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -159,7 +180,11 @@ def fit(
                 scheduler.step()
             loss_sum += loss.item() * len(batch)
             correct += int((logits.argmax(1) == batch.y).sum())
-        row = {"epoch": epoch, "train_loss": loss_sum / len(train), "train_accuracy": correct / len(train)}
+            seen += len(batch)
+        if world > 1:  # BatchNorm statistics last saw this rank's batch: take rank 0's, as DDP does per step
+            for buffer in model.buffers():
+                torch.distributed.broadcast(buffer, 0)
+        row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen}  # this rank's share
         if val is not None:
             row["val_loss"], row["val_accuracy"] = _score(model, val)
             score = (row["val_accuracy"], row["val_loss"])
