@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from spoken_digits.errors import ParameterError
-from spoken_digits.models import MODELS, count_parameters, create_model, list_models
+from spoken_digits.models import MODELS, count_parameters, create_model, list_models, max_pool_ceil
 
 T, F, C = 16, 80, 10
 
@@ -83,3 +83,9 @@ def test_hyper_parameters_change_the_model():
 def test_registry_has_the_promised_models():
     assert {"seed_lstm", "gru", "bilstm", "cnn", "crnn", "lstm"} <= set(list_models())
     assert list_models("*lstm") == ["seed_lstm", "lstm", "bilstm"]
+
+
+@pytest.mark.parametrize("pool", [(1, 2), (2, 2), (1, 1)])
+def test_reshaped_max_pool_equals_ceil_mode_max_pool2d_on_non_negative_input(pool):
+    x = torch.rand(3, 4, 17, 81)
+    torch.testing.assert_close(max_pool_ceil(x, pool), torch.nn.MaxPool2d(pool, ceil_mode=True)(x), rtol=0, atol=0)

@@ -1,0 +1,1 @@
+"""Side-by-side speed measurements against reference pipelines: `python -m benchmarks`."""

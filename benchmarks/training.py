@@ -1,0 +1,96 @@
+"""Training: the seed's model on the same features, epochs and batch size, Keras 3 (torch backend,
+fed from numpy) against our loop; then time per epoch for every registered model."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+from benchmarks.common import Row, clips
+from spoken_digits import fsdd
+from spoken_digits.config import TrainConfig, preset
+from spoken_digits.experiment import load_corpus
+from spoken_digits.features import Featurizer
+from spoken_digits.models import MODELS, create_model
+from spoken_digits.splits import make_folds
+from spoken_digits.train import FeatureSet, fit, predict_logits, seed_everything
+
+
+def official_features(data: str | None, limit: int | None) -> tuple[FeatureSet, FeatureSet]:
+    """Default-preset features (dB, standardised on training clips) of the official train and test clips."""
+    cfg = preset("default")
+    selection = clips(data, limit)
+    corpus = load_corpus(selection, cfg)
+    fold = make_folds(selection, cfg.split)[0]
+    featurizer = Featurizer(cfg.audio.sr, cfg.features)
+    x, frames = featurizer.raw(corpus.waves, corpus.lengths)
+    featurizer.standardizer.fit(x[fold.train], frames[fold.train])  # type: ignore[union-attr]
+    data_set = FeatureSet(featurizer.standardize(x, frames), frames, corpus.labels)
+    return data_set.subset(fold.train), data_set.subset(fold.test)
+
+
+def keras_seed_model(epochs: int, train: FeatureSet, test: FeatureSet) -> tuple[float, float]:
+    """(median seconds per epoch, test accuracy) of the seed's Keras model."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+
+    class Clock(keras.callbacks.Callback):  # type: ignore[misc]
+        def on_epoch_begin(self, epoch: int, logs: object = None) -> None:
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: object = None) -> None:
+            times.append(time.perf_counter() - self.started)
+
+    times: list[float] = []
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.layers.Input(tuple(train.x.shape[1:])),
+            keras.layers.LSTM(128),
+            keras.layers.Dense(100, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(train.x.numpy(), train.y.numpy(), batch_size=32, epochs=epochs, verbose=0, callbacks=[Clock()])
+    _, accuracy = model.evaluate(test.x.numpy(), test.y.numpy(), verbose=0)
+    return statistics.median(times), float(accuracy)
+
+
+def ours(name: str, epochs: int, train: FeatureSet, test: FeatureSet) -> tuple[float, float]:
+    """(median seconds per epoch, test accuracy) of a registered model in our loop."""
+    seed_everything(0)
+    model = create_model(name, n_features=train.x.shape[2], n_classes=len(fsdd.CLASSES))
+    result = fit(model, train, None, TrainConfig(epochs=epochs, batch_size=32, patience=0))
+    accuracy = float((predict_logits(model, test).argmax(1) == test.y).float().mean())
+    return statistics.median(r["seconds"] for r in result.history), accuracy
+
+
+def run(data: str | None, *, limit: int | None, epochs: int) -> list[Row]:
+    train, test = official_features(data, limit)
+    keras_s, keras_acc = keras_seed_model(epochs, train, test)
+    ours_s, ours_acc = ours("seed_lstm", epochs, train, test)
+    rows = [
+        Row(
+            f"seed model, {epochs} epochs x {len(train)} clips: time per epoch",
+            "Keras 3 (torch backend) from numpy",
+            keras_s,
+            ours_s,
+            f"test accuracy: Keras {keras_acc:.3f}, ours {ours_acc:.3f}",
+            ">= 2.5x at equal or better accuracy",
+            keras_s / ours_s >= 2.5 and ours_acc >= keras_acc - 0.01,
+        )
+    ]
+    for name in MODELS:
+        per_epoch, accuracy = ours(name, min(epochs, 3), train, test)
+        rows.append(
+            Row(
+                f"{name}: time per epoch ({len(train)} clips, {len(train) / per_epoch:,.0f} clips/s)",
+                "",
+                None,
+                per_epoch,
+                f"test accuracy after {min(epochs, 3)} epochs {accuracy:.3f}",
+            )
+        )
+    return rows
