@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from spoken_digits import checkpoint
+from spoken_digits import atomic, checkpoint
 from spoken_digits.atomic import atomic_path, folder_lock, write_json
 from spoken_digits.cli import main
 
@@ -151,3 +151,8 @@ def test_a_checkpoint_save_that_fails_keeps_the_previous_checkpoint(tmp_path, mo
         checkpoint.save(tmp_path / "model.pt", make_checkpoint())
     assert (tmp_path / "model.pt").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    write_json(tmp_path / "m.json", {"a": 1})
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o666 & ~atomic.UMASK

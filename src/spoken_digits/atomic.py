@@ -16,6 +16,15 @@ from typing import Any
 from spoken_digits.errors import SpokenDigitsError
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it; done once, at import
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed."""
@@ -27,6 +36,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp = Path(name)
         os.close(fd)
         yield tmp
+        tmp.chmod(0o666 & ~UMASK)  # mkstemp makes it private; the result gets ordinary permissions
         os.replace(tmp, path)
     except BaseException:
         if tmp is not None:
