@@ -136,7 +136,7 @@ def test_the_robust_preset_trains_and_evaluate_reproduces_its_score(synthetic_fs
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     config = json.loads((tmp_path / "config.json").read_text())
     assert (
-        config["augment"]["speed"] == 0.1 and config["features"]["n_mfcc"] == 20 and config["model"]["name"] == "conv1d"
+        config["augment"]["speed"] == 0.1 and config["features"]["n_mfcc"] == 13 and config["model"]["name"] == "conv1d"
     )
     capsys.readouterr()
     checkpoint = str(tmp_path / "folds" / "bert" / "model.pt")

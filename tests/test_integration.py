@@ -91,3 +91,51 @@ def test_evaluate_through_the_predict_path_matches_the_runs_own_score(default_ru
     evaluated = evaluate_checkpoint(out / "model.pt", SplitConfig(SplitName.OFFICIAL), data=fsdd_root, download=False)
     assert evaluated["test_accuracy"] == metrics["test_accuracy"]
     assert evaluated["confusion"] == metrics["confusion"]
+
+
+RECORDINGS = {  # how a new user's recording differs from FSDD: rate, depth, level, silence, channels, noise
+    "16k-16bit": (16000, "PCM_16", 1.0, 0.0, 1, None),
+    "22k-24bit-quiet-silence": (22050, "PCM_24", 0.05, 1.0, 1, None),
+    "44k-float-loud-stereo": (44100, "FLOAT", 2.5, 0.5, 2, None),
+    "48k-24bit-stereo-silence-noise": (48000, "PCM_24", 0.5, 1.0, 2, 50.0),
+}
+
+
+@pytest.fixture(scope="module")
+def robust_theo(fsdd_root, tmp_path_factory):
+    """The robust preset trained without theo: every theo clip is a voice it never heard."""
+    out = tmp_path_factory.mktemp("robust")
+    cfg = dataclasses.replace(preset("robust"), split=SplitConfig(SplitName.LOSO, speaker="theo"))
+    train_run(cfg, out, data=fsdd_root, download=False)
+    return out
+
+
+def _rerecord(y: np.ndarray, sr: int, spec: tuple, rng: np.random.Generator) -> np.ndarray:
+    rate, _, gain, silence, channels, snr_db = spec
+    y = soxr.resample(y, sr, rate) * gain
+    pad = np.zeros(int(silence * rate))
+    y = np.concatenate([pad, y, pad])
+    if snr_db is not None:  # broadband noise this many dB below the speech's peak RMS
+        y = y + rng.normal(0, np.abs(y).max() * 10 ** (-snr_db / 20), len(y))
+    y = np.clip(y, -1, 1)
+    return np.stack([y, 0.9 * y], axis=1) if channels == 2 else y
+
+
+@pytest.mark.parametrize("condition", RECORDINGS)
+def test_a_new_speaker_is_recognised_as_well_under_other_recording_conditions(
+    robust_theo, fsdd_root, tmp_path, condition
+):
+    predictor = Predictor.from_file(robust_theo / "folds" / "theo" / "model.pt")
+    rng = np.random.default_rng(0)
+    files = sorted((fsdd_root / "recordings").glob("*_theo_*.wav"))[::5]  # 100 of theo's 500 clips
+    rate, subtype = RECORDINGS[condition][:2]
+    converted = []
+    for f in files:
+        y, sr = sf.read(f)
+        converted.append(tmp_path / f.name)
+        sf.write(converted[-1], _rerecord(y, sr, RECORDINGS[condition], rng), rate, subtype=subtype)
+    original = np.mean([r.digit == f.name[0] for r, f in zip(predictor.predict_files(files), files, strict=True)])
+    changed = predictor.predict_files(converted)
+    assert all(r.error is None for r in changed)
+    accuracy = np.mean([r.digit == f.name[0] for r, f in zip(changed, files, strict=True)])
+    assert original >= 0.8 and accuracy >= original - 0.05, (original, accuracy)

@@ -267,14 +267,14 @@ PRESETS: dict[str, RunConfig] = {
         features=FeatureConfig(scale=Scale.POWER, standardize=False),
         train=TrainConfig(patience=0, adam_eps=1e-7),  # Keras: no early stopping, Adam epsilon 1e-7
     ),
-    # Speaker-independent: whole trimmed clips, 20 cepstra of 40 mel bands at a 10 ms hop, each clip
+    # Speaker-independent: whole trimmed clips, 13 cepstra of 40 mel bands at a 10 ms hop, each clip
     # normalised by its own statistics (CMVN), speed perturbation, a 1-D conv net, AdamW with a
     # one-cycle schedule and label smoothing; a fixed 20-epoch schedule (no early stopping on
     # training speakers, whose validation score flatters).
     "robust": RunConfig(
         preset="robust",
         audio=AudioConfig(duration=None, trim_db=40.0),
-        features=FeatureConfig(n_fft=256, hop_length=80, n_mels=40, n_mfcc=20, cmvn=True, standardize=False),
+        features=FeatureConfig(n_fft=256, hop_length=80, n_mels=40, n_mfcc=13, cmvn=True, standardize=False),
         model=ModelConfig(name="conv1d"),
         train=TrainConfig(
             epochs=20,
