@@ -45,7 +45,8 @@ def _config_options(p: argparse.ArgumentParser) -> None:
         "--preset",
         choices=list(PRESETS),
         help="default: the seed's pipeline done right (log-mel dB, standardised); seed: the "
-        "seed's pipeline exactly (raw mel power, no standardisation)",
+        "seed's pipeline exactly (raw mel power, no standardisation); robust: for voices the model never "
+        "heard (cepstra with per-clip normalisation, speed perturbation, conv1d)",
     )
     p.add_argument("--model", help=f"registered model: {', '.join(MODELS)} (default: the preset's, seed_lstm)")
     p.add_argument(
