@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -31,11 +32,13 @@ def read_audio(path: str | os.PathLike[str], sr: int, *, max_duration: float = 3
     Raises AudioError for a missing, empty, unreadable, over-long, non-finite or silent file.
     """
     path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: no such file")
-    if not path.is_file():
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise AudioError(f"{path}: no such file") from None
+    if not stat.S_ISREG(info.st_mode):
         raise AudioError(f"{path}: not a regular file")
-    if path.stat().st_size == 0:
+    if info.st_size == 0:
         raise AudioError(f"{path}: file is empty (0 bytes)")
     return _decode(path, str(path), sr, max_duration)
 
@@ -70,7 +73,7 @@ def _decode(source: Path | BinaryIO, name: str, sr: int, max_duration: float) ->
         raise AudioError(f"{name}: contains no audio samples")
     if not np.isfinite(data).all():
         raise AudioError(f"{name}: contains NaN or infinite samples")
-    mono = data.mean(axis=1, dtype=np.float32)
+    mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
     peak = float(np.abs(mono).max())
     if peak < SILENCE_PEAK:
         level = "digital silence" if peak == 0 else f"peak {20 * math.log10(peak):.0f} dBFS"
