@@ -17,6 +17,7 @@ from spoken_digits.features import (
     Standardizer,
     cmvn,
     dct_matrix,
+    deltas,
     frame_lengths,
     mel_filterbank,
 )
@@ -174,3 +175,9 @@ def test_a_wrong_layout_needs_fixed_length_clips():
         RunConfig(audio=AudioConfig(duration=None), features=FeatureConfig(layout="swapped"))
     with pytest.raises(ParameterError, match="n_mfcc needs scale db"):
         FeatureConfig(n_mfcc=13, scale="power")
+
+
+def test_deltas_are_central_slopes_with_repeated_edges_and_zero_padding():
+    x = torch.tensor([[[0.0], [1.0], [4.0], [9.0], [0.0]]])  # one clip, 4 valid frames of t^2, then padding
+    d = deltas(x, torch.tensor([4]))
+    assert d[0, :, 0].tolist() == [0.5, 2.0, 4.0, 2.5, 0.0]

@@ -97,6 +97,7 @@ class FeatureConfig:
     standardize: bool = True  # per-mel-band mean/std fitted on the training split
     n_mfcc: int = 0  # > 0: that many cepstral coefficients (DCT of the dB mel bands) instead of mel bands
     cmvn: bool = False  # per-clip mean/variance normalisation of each band over the clip's own frames
+    deltas: bool = False  # append each band's slope over time ((next - previous frame) / 2)
     layout: Layout = Layout.TIME_MAJOR
 
     def __post_init__(self) -> None:
@@ -208,7 +209,7 @@ class RunConfig:
     @property
     def n_features(self) -> int:
         """Width of each step the model reads: bands (or cepstra), or frames when the layout is swapped."""
-        width = self.features.n_mfcc or self.features.n_mels
+        width = (self.features.n_mfcc or self.features.n_mels) * (2 if self.features.deltas else 1)
         if self.features.layout is Layout.TIME_MAJOR:
             return width
         frames = 1 + (self.audio.n_samples or 0) // self.features.hop_length

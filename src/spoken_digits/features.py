@@ -152,6 +152,18 @@ def cmvn(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return (x - mean) / (var.sqrt() + 1e-3) * mask
 
 
+def deltas(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Each band's slope over time, (x[t+1] - x[t-1]) / 2, with a clip's edge frames repeated; padding 0."""
+    steps = x.shape[1]
+    t = torch.arange(steps, device=x.device)[None, :]
+    last = (lengths - 1).clamp_min(0)[:, None]
+    after = torch.minimum(t + 1, last).clamp_max(steps - 1)  # (N, T): the next valid frame, or the last
+    before = (t - 1).clamp_min(0)
+    index = lambda i: i[:, :, None].expand(-1, -1, x.shape[2])  # noqa: E731
+    slope = (x.gather(1, index(after)) - x.gather(1, index(before.expand_as(after)))) / 2
+    return slope * time_mask(lengths, steps)[:, :, None].to(x.dtype)
+
+
 class Standardizer(nn.Module):
     """Per-mel-band mean/std, fitted on training features over valid frames only.
 
@@ -194,7 +206,7 @@ class Featurizer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.frontend = MelFrontend(sr, cfg)
-        width = cfg.n_mfcc or cfg.n_mels
+        width = (cfg.n_mfcc or cfg.n_mels) * (2 if cfg.deltas else 1)
         self.register_buffer("dct", dct_matrix(cfg.n_mels, cfg.n_mfcc) if cfg.n_mfcc else None, persistent=False)
         self.standardizer = Standardizer(width) if cfg.standardize else None
 
@@ -205,6 +217,8 @@ class Featurizer(nn.Module):
             x = x @ self.dct
         if self.cfg.cmvn:
             x = cmvn(x, frames)
+        if self.cfg.deltas:
+            x = torch.cat([x, deltas(x, frames)], dim=2)
         return x, frames
 
     @torch.no_grad()
