@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from spoken_digits.config import TrainConfig
+from spoken_digits.errors import ParameterError
 from spoken_digits.models import create_model
 from spoken_digits.train import FeatureSet, fit, predict_logits, seed_everything
 
@@ -92,3 +93,20 @@ def test_label_smoothing_changes_the_loss():
     _, plain = train_once(dataclasses.replace(CFG, epochs=1))
     _, smooth = train_once(dataclasses.replace(CFG, epochs=1, label_smoothing=0.2))
     assert smooth.history[0]["train_loss"] != plain.history[0]["train_loss"]
+
+
+def test_an_ensemble_trains_its_members_independently_and_averages_them():
+    seed_everything(0)
+    model = create_model("conv1d", n_features=8, n_classes=4, hidden=16, members=3)
+    data = toy_data(160, 0)
+    model.train()
+    assert model(data.x[:5], data.lengths[:5]).shape == (15, 4)  # every member's logits, stacked
+    fit(model, data, toy_data(40, 1), dataclasses.replace(CFG, epochs=4))
+    test = toy_data(80, 2)
+    averaged = predict_logits(model, test)
+    members = torch.stack([predict_logits(m, test).log_softmax(1) for m in model.members])
+    torch.testing.assert_close(averaged, members.mean(0))
+    assert (averaged.argmax(1) == test.y).float().mean() > 0.9
+    assert not torch.equal(model.members[0].head[1].weight, model.members[1].head[1].weight)
+    with pytest.raises(ParameterError, match="members"):
+        create_model("conv1d", n_features=8, n_classes=4, members=0)

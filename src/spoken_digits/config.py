@@ -275,7 +275,9 @@ PRESETS: dict[str, RunConfig] = {
     "robust": RunConfig(
         preset="robust",
         audio=AudioConfig(duration=None, trim_db=40.0),
-        features=FeatureConfig(n_fft=256, hop_length=80, n_mels=40, n_mfcc=13, cmvn=True, standardize=False),
+        features=FeatureConfig(
+            n_fft=256, hop_length=80, n_mels=40, n_mfcc=13, cmvn=True, deltas=True, standardize=False
+        ),
         model=ModelConfig(name="conv1d"),
         train=TrainConfig(
             epochs=20,

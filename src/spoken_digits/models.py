@@ -244,6 +244,29 @@ class Conv1D(nn.Module):
         return self.head(torch.cat([masked_mean(h, lengths), h.amax(dim=1)], dim=1))
 
 
+class Ensemble(nn.Module):
+    """K copies of one model, trained side by side as independent models and averaged to predict.
+
+    In training, forward returns every member's logits stacked along the batch, (K*B, classes),
+    and the training loop repeats the targets K times: each member learns from its own loss on
+    the same batches. In evaluation it returns the mean of the members' log-probabilities.
+    """
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        outputs = [member(x, lengths) for member in self.members]
+        if self.training:
+            return torch.cat(outputs)
+        return torch.stack([o.log_softmax(dim=1) for o in outputs]).mean(dim=0)
+
+
 def _pooled(size: int, times: int) -> int:
     """Length of an axis after `times` ceil-mode halvings."""
     for _ in range(times):
@@ -279,13 +302,21 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def create_model(name: str, *, n_features: int, n_classes: int, **params: object) -> nn.Module:
-    """Build a registered model; an unknown name lists the valid ones and the closest match."""
+    """Build a registered model; an unknown name lists the valid ones and the closest match.
+
+    `members=K` builds an `Ensemble` of K independently initialised copies.
+    """
     if name not in MODELS:
         close = difflib.get_close_matches(name, MODELS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ParameterError(f"unknown model {name!r}{hint}; choose one of: {', '.join(MODELS)}")
     factory, _ = MODELS[name]
+    members = params.pop("members", 1)
+    if not isinstance(members, int) or members < 1:
+        raise ParameterError(f"members must be a whole number >= 1, got {members!r}")
     try:
+        if members > 1:  # an ensemble of independently initialised copies
+            return Ensemble([factory(n_features, n_classes, **params) for _ in range(members)])
         return factory(n_features, n_classes, **params)
     except TypeError as exc:
         raise ParameterError(f"bad hyper-parameters for model {name!r}: {exc}") from None

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from spoken_digits.config import Optimizer, Schedule, TrainConfig
 from spoken_digits.errors import ParameterError
+from spoken_digits.models import Ensemble
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ def fit(
     device = check_device(cfg.device)
     model.to(device)
     rank, world = rank_and_world()
+    copies = model.size if isinstance(model, Ensemble) else 1
     net: nn.Module = model
     if world > 1:  # every rank starts from rank 0's weights; gradients are averaged over ranks
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
@@ -166,20 +168,21 @@ def fit(
     for epoch in [] if finished else bar:
         started = time.perf_counter()
         model.train()
-        loss_sum, correct = 0.0, 0
+        loss_sum, correct = 0.0, 0.0
         seen = 0
         for batch in train.batches(cfg.batch_size, generator, rank=rank, world=world):
             if augment is not None:
                 batch = augment(batch, generator)
             logits = net(batch.x, batch.lengths)
-            loss = F.cross_entropy(logits, batch.y, label_smoothing=cfg.label_smoothing)
+            targets = batch.y.repeat(copies)  # an ensemble returns each member's logits, stacked
+            loss = F.cross_entropy(logits, targets, label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
             loss_sum += loss.item() * len(batch)
-            correct += int((logits.argmax(1) == batch.y).sum())
+            correct += int((logits.argmax(1) == targets).sum()) / copies
             seen += len(batch)
         if world > 1:  # BatchNorm statistics last saw this rank's batch: take rank 0's, as DDP does per step
             for buffer in model.buffers():
