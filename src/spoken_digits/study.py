@@ -156,6 +156,26 @@ BUILTIN: dict[str, Grid] = {
         axes={"model": {name: {"model.name": name} for name in MODELS}},
         seeds=_seeds(3),
     ),
+    "ablation": Grid(
+        "ablation",
+        preset="robust",
+        description="Issue 8: the robust preset on leave-one-speaker-out, with one lever changed at a time",
+        base={"split.name": "loso"},
+        axes={
+            "variant": {
+                "robust": {},
+                "no speed perturbation": {"augment.speed": 0.0},
+                "no deltas": {"features.deltas": False},
+                "40 log-mel bands, not 13 cepstra": {"features.n_mfcc": 0},
+                "band standardisation, not CMVN": {"features.cmvn": False, "features.standardize": True},
+                "0.5 s crop, not whole clips": {"audio.duration": 0.5},
+                "seed_lstm, not conv1d": {"model.name": "seed_lstm"},
+                "3-member ensemble": {"model.params.members": 3},
+                "default preset (reference)": {"preset": "default"},
+            }
+        },
+        seeds=_seeds(1),
+    ),
     "optim": Grid(
         "optim",
         description="Learning rates 1e-4..1e-1 for seed_lstm on raw power and on log-mel",
