@@ -74,27 +74,17 @@ def _blobs(n: int = 300, steps: int = 12, width: int = 20, seed: int = 0) -> tup
     return x + envelope * bands + envelope, y
 
 
-def test_the_monitor_sees_double_softmax_in_any_loop():
+@pytest.mark.parametrize(("softmax", "expected"), [(True, ["double_softmax"]), (False, [])])
+def test_the_monitor_sees_double_softmax_in_any_loop_and_is_quiet_on_logits(softmax, expected):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(8, 10), nn.Softmax(dim=1))
+    model = nn.Sequential(nn.Linear(8, 10), nn.Softmax(dim=1) if softmax else nn.Identity())
     monitor = TrainingMonitor(10)
     x, y = torch.randn(32, 8), torch.arange(32) % 10
     outputs = model(x)
     loss = nn.functional.cross_entropy(outputs, y)
     loss.backward()
     monitor.observe(outputs, y, loss, model)
-    assert [f.code for f in monitor.findings()] == ["double_softmax"]
-
-
-def test_the_monitor_is_quiet_on_logits():
-    model = nn.Linear(8, 10)
-    monitor = TrainingMonitor(10)
-    x, y = torch.randn(32, 8), torch.arange(32) % 10
-    outputs = model(x)
-    loss = nn.functional.cross_entropy(outputs, y)
-    loss.backward()
-    monitor.observe(outputs, y, loss, model)
-    assert monitor.findings() == []
+    assert [f.code for f in monitor.findings()] == expected
 
 
 def test_synthetic_arrays_get_a_clean_bill_and_labels_out_of_range_an_error():
