@@ -170,7 +170,7 @@ BUILTIN: dict[str, Grid] = {
                 "band standardisation, not CMVN": {"features.cmvn": False, "features.standardize": True},
                 "0.5 s crop, not whole clips": {"audio.duration": 0.5},
                 "seed_lstm, not conv1d": {"model.name": "seed_lstm"},
-                "3-member ensemble": {"model.params.members": 3},
+                "one model, not an ensemble of three": {"model.params.members": 1},
                 "default preset (reference)": {"preset": "default"},
             }
         },
