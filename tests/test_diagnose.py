@@ -245,3 +245,10 @@ def test_the_keras_callback_names_the_fault_inside_fit(inputs, from_logits, expe
         assert doctor.diagnosis.healthy, doctor.diagnosis.render()
     else:
         assert doctor.diagnosis.top is not None and doctor.diagnosis.top.code == expected, doctor.diagnosis.render()
+
+
+def test_the_short_training_run_handles_ensembles():
+    x, y = _blobs()
+    ensemble = lambda: create_model("conv1d", n_features=20, n_classes=10, hidden=16, members=2)  # noqa: E731
+    result = diagnose_arrays(x, y, model=ensemble)
+    assert result.healthy, result.render()

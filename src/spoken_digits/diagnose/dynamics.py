@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spoken_digits.diagnose.findings import Finding, Severity
+from spoken_digits.models import Ensemble
 from spoken_digits.train import FeatureSet
 
 ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
@@ -180,11 +181,12 @@ def _train_steps(
                 for group in optimizer.param_groups:
                     group["lr"] = float(lrs[len(losses)])
             outputs = model(b.x, b.lengths)
-            loss = F.cross_entropy(outputs, b.y)
+            targets = b.y.repeat(model.size if isinstance(model, Ensemble) else 1)  # members' logits are stacked
+            loss = F.cross_entropy(outputs, targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if monitor is not None:
-                monitor.observe(outputs, b.y, loss, model)
+                monitor.observe(outputs, targets, loss, model)
             optimizer.step()
             losses.append(float(loss.detach()))
             if not math.isfinite(losses[-1]):
