@@ -30,8 +30,11 @@ def official_features(data: str | None, limit: int | None) -> tuple[FeatureSet, 
     return data_set.subset(fold.train), data_set.subset(fold.test)
 
 
-def keras_seed_model(epochs: int, train: FeatureSet, test: FeatureSet) -> tuple[float, float]:
-    """(median seconds per epoch, test accuracy) of the seed's Keras model."""
+SEEDS = (0, 1, 2)  # accuracy after a fixed number of epochs varies by a point between seeds
+
+
+def keras_seed_model(epochs: int, train: FeatureSet, test: FeatureSet, seed: int) -> tuple[list[float], float]:
+    """(seconds of every epoch, test accuracy) of the seed's Keras model."""
     os.environ.setdefault("KERAS_BACKEND", "torch")
     import keras
 
@@ -43,7 +46,7 @@ def keras_seed_model(epochs: int, train: FeatureSet, test: FeatureSet) -> tuple[
             times.append(time.perf_counter() - self.started)
 
     times: list[float] = []
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(seed)
     model = keras.Sequential(
         [
             keras.layers.Input(tuple(train.x.shape[1:])),
@@ -55,35 +58,40 @@ def keras_seed_model(epochs: int, train: FeatureSet, test: FeatureSet) -> tuple[
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(train.x.numpy(), train.y.numpy(), batch_size=32, epochs=epochs, verbose=0, callbacks=[Clock()])
     _, accuracy = model.evaluate(test.x.numpy(), test.y.numpy(), verbose=0)
-    return statistics.median(times), float(accuracy)
+    return times, float(accuracy)
 
 
-def ours(name: str, epochs: int, train: FeatureSet, test: FeatureSet) -> tuple[float, float]:
-    """(median seconds per epoch, test accuracy) of a registered model in our loop."""
-    seed_everything(0)
+def ours(name: str, epochs: int, train: FeatureSet, test: FeatureSet, seed: int = 0) -> tuple[list[float], float]:
+    """(seconds of every epoch, test accuracy) of a registered model in our loop."""
+    seed_everything(seed)
     model = create_model(name, n_features=train.x.shape[2], n_classes=len(fsdd.CLASSES))
-    result = fit(model, train, None, TrainConfig(epochs=epochs, batch_size=32, patience=0))
+    result = fit(model, train, None, TrainConfig(epochs=epochs, batch_size=32, patience=0, seed=seed))
     accuracy = float((predict_logits(model, test).argmax(1) == test.y).float().mean())
-    return statistics.median(r["seconds"] for r in result.history), accuracy
+    return [r["seconds"] for r in result.history], accuracy
 
 
 def run(data: str | None, *, limit: int | None, epochs: int) -> list[Row]:
     train, test = official_features(data, limit)
-    keras_s, keras_acc = keras_seed_model(epochs, train, test)
-    ours_s, ours_acc = ours("seed_lstm", epochs, train, test)
+    keras_runs = [keras_seed_model(epochs, train, test, seed) for seed in SEEDS]
+    our_runs = [ours("seed_lstm", epochs, train, test, seed) for seed in SEEDS]
+    keras_s = statistics.median(t for times, _ in keras_runs for t in times)
+    ours_s = statistics.median(t for times, _ in our_runs for t in times)
+    keras_acc = statistics.mean(a for _, a in keras_runs)
+    ours_acc = statistics.mean(a for _, a in our_runs)
     rows = [
         Row(
-            f"seed model, {epochs} epochs x {len(train)} clips: time per epoch",
+            f"seed model, {epochs} epochs x {len(train)} clips, {len(SEEDS)} seeds: time per epoch",
             "Keras 3 (torch backend) from numpy",
             keras_s,
             ours_s,
-            f"test accuracy: Keras {keras_acc:.3f}, ours {ours_acc:.3f}",
+            f"mean test accuracy: Keras {keras_acc:.3f}, ours {ours_acc:.3f}",
             ">= 2.5x at equal or better accuracy",
-            keras_s / ours_s >= 2.5 and ours_acc >= keras_acc - 0.01,
+            keras_s / ours_s >= 2.5 and ours_acc >= keras_acc - 0.005,
         )
     ]
     for name in MODELS:
-        per_epoch, accuracy = ours(name, min(epochs, 3), train, test)
+        times, accuracy = ours(name, min(epochs, 3), train, test)
+        per_epoch = statistics.median(times)
         rows.append(
             Row(
                 f"{name}: time per epoch ({len(train)} clips, {len(train) / per_epoch:,.0f} clips/s)",

