@@ -27,11 +27,11 @@ def table(rows: list[Row]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        ref = f"{r.reference_s:.3f} s" if r.reference_s is not None else ""
+        ref = f"{r.reference_s:.4f} s" if r.reference_s is not None else ""
         ratio = f"{r.ratio:.1f}x" if r.ratio is not None else ""
         met = "" if r.met is None else ("yes" if r.met else "**no**")
         lines.append(
-            f"| {r.what} | {r.reference} | {ref} | {r.ours_s:.3f} s | {ratio} | {r.check} | {r.target} | {met} |"
+            f"| {r.what} | {r.reference} | {ref} | {r.ours_s:.4f} s | {ratio} | {r.check} | {r.target} | {met} |"
         )
     return "\n".join(lines)
 
