@@ -11,7 +11,7 @@ import pytest
 
 from spoken_digits.cli import main
 from spoken_digits.errors import ParameterError
-from spoken_digits.study import BUILTIN, confidence_interval, configure, load_grid, run_study
+from spoken_digits.study import BUILTIN, confidence_interval, configure, load_grid, run_study, with_overrides
 from spoken_digits.studyreport import render
 
 GRID = """
@@ -121,3 +121,11 @@ def test_the_cli_lists_grids_and_runs_a_study(synthetic_fsdd, tmp_path, capsys):
     assert main(["report", str(tmp_path / "s")]) == 0
     assert (tmp_path / "s" / "report.html").is_file()
     assert main(["report", str(tmp_path)]) == 2
+
+
+def test_parallel_workers_give_the_same_numbers_as_one_process(tiny_study, synthetic_fsdd, tmp_path):
+    folder, summary, _ = tiny_study
+    grid = with_overrides(load_grid(str(folder / "tiny.toml")), {}, seeds=1)
+    parallel = run_study(grid, tmp_path / "parallel", data=synthetic_fsdd, workers=2)
+    first_seed = {row["model"]: row["runs"][0]["test_accuracy"] for row in summary["cells"]}
+    assert {row["model"]: row["mean"] for row in parallel["cells"]} == pytest.approx(first_seed)
