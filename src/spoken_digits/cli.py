@@ -353,7 +353,7 @@ def _diagnose(args: argparse.Namespace) -> int:
             x,
             y,
             lengths=lengths,
-            model=_array_model(args, x.shape[-1]) if args.model else None,
+            model=_array_model(cfg, x.shape[-1]) if args.model else None,
             lr=cfg.train.lr,
             batch_size=cfg.train.batch_size,
             seed=cfg.train.seed,
@@ -366,13 +366,15 @@ def _diagnose(args: argparse.Namespace) -> int:
     return 0 if result.healthy else 1
 
 
-def _array_model(args: argparse.Namespace, width: int) -> Any:
-    """A factory for the registered model named by --model, sized for arrays `width` features wide."""
+def _array_model(cfg: RunConfig, width: int) -> Any:
+    """A factory for the config's registered model, sized for arrays `width` features wide."""
     from spoken_digits.models import create_model
 
-    cfg = _run_config(args)
-    create_model(cfg.model.name, n_features=width, n_classes=10, **cfg.model.params)  # fail fast on a bad name
-    return lambda: create_model(cfg.model.name, n_features=width, n_classes=10, **cfg.model.params)
+    def factory() -> Any:
+        return create_model(cfg.model.name, n_features=width, n_classes=10, **cfg.model.params)
+
+    factory()  # a bad name or hyper-parameter fails here, before any check runs
+    return factory
 
 
 def _read_history(path: Path) -> list[float]:

@@ -105,6 +105,11 @@ class FeatureConfig:
         object.__setattr__(self, "layout", _enum(Layout, self.layout, "layout"))
         _check(0 <= self.n_mfcc <= self.n_mels, f"n_mfcc must be in 0..n_mels, got {self.n_mfcc}")
         _check(self.n_mfcc == 0 or self.scale is Scale.DB, "n_mfcc needs scale db (cepstra are taken of log power)")
+
+    @property
+    def width(self) -> int:
+        """Values per frame: mel bands or cepstra, doubled when deltas are appended."""
+        return (self.n_mfcc or self.n_mels) * (2 if self.deltas else 1)
         _check(self.n_fft >= 16, f"n_fft must be >= 16, got {self.n_fft}")
         _check(0 < self.hop_length <= self.n_fft, f"hop_length must be in 1..n_fft, got {self.hop_length}")
         _check(self.n_mels >= 1, f"n_mels must be >= 1, got {self.n_mels}")
@@ -209,7 +214,7 @@ class RunConfig:
     @property
     def n_features(self) -> int:
         """Width of each step the model reads: bands (or cepstra), or frames when the layout is swapped."""
-        width = (self.features.n_mfcc or self.features.n_mels) * (2 if self.features.deltas else 1)
+        width = self.features.width
         if self.features.layout is Layout.TIME_MAJOR:
             return width
         frames = 1 + (self.audio.n_samples or 0) // self.features.hop_length

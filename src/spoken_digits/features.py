@@ -206,9 +206,8 @@ class Featurizer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.frontend = MelFrontend(sr, cfg)
-        width = (cfg.n_mfcc or cfg.n_mels) * (2 if cfg.deltas else 1)
         self.register_buffer("dct", dct_matrix(cfg.n_mels, cfg.n_mfcc) if cfg.n_mfcc else None, persistent=False)
-        self.standardizer = Standardizer(width) if cfg.standardize else None
+        self.standardizer = Standardizer(cfg.width) if cfg.standardize else None
 
     def clip_features(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Everything that needs no training statistics: (N, T, width) and valid frames (N,)."""

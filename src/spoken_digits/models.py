@@ -266,6 +266,11 @@ class Ensemble(nn.Module):
         return torch.stack([o.log_softmax(dim=1) for o in outputs]).mean(dim=0)
 
 
+def training_targets(model: nn.Module, y: torch.Tensor) -> torch.Tensor:
+    """The targets for `model`'s training-mode output: repeated once per member for an Ensemble."""
+    return y.repeat(model.size) if isinstance(model, Ensemble) else y
+
+
 def _pooled(size: int, times: int) -> int:
     """Length of an axis after `times` ceil-mode halvings."""
     for _ in range(times):

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from spoken_digits.config import Optimizer, Schedule, TrainConfig
 from spoken_digits.errors import ParameterError
-from spoken_digits.models import Ensemble
+from spoken_digits.models import training_targets
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,6 @@ def fit(
     device = check_device(cfg.device)
     model.to(device)
     rank, world = rank_and_world()
-    copies = model.size if isinstance(model, Ensemble) else 1
     net: nn.Module = model
     if world > 1:  # every rank starts from rank 0's weights; gradients are averaged over ranks
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
@@ -144,7 +143,7 @@ def fit(
     kind = torch.optim.AdamW if cfg.optimizer is Optimizer.ADAMW else torch.optim.Adam
     # fused: one kernel for all parameters (about 8% of a seed_lstm epoch on CPU, measured)
     optimizer = kind(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay, fused=True)
-    steps = cfg.epochs * math.ceil(len(train) / cfg.batch_size)
+    steps = cfg.epochs * math.ceil(math.ceil(len(train) / world) / cfg.batch_size)  # this rank's batches
     scheduler = (
         torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
         if cfg.schedule is Schedule.ONECYCLE
@@ -175,7 +174,7 @@ def fit(
             if augment is not None:
                 batch = augment(batch, generator)
             logits = net(batch.x, batch.lengths)
-            targets = batch.y.repeat(copies)  # an ensemble returns each member's logits, stacked
+            targets = training_targets(model, batch.y)
             loss = F.cross_entropy(logits, targets, label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -183,7 +182,7 @@ def fit(
             if scheduler is not None:
                 scheduler.step()
             loss_sum += loss.item() * len(batch)
-            correct += int((logits.argmax(1) == targets).sum()) / copies
+            correct += int((logits.argmax(1) == targets).sum()) * len(batch) / len(targets)
             seen += len(batch)
         if world > 1:  # BatchNorm statistics last saw this rank's batch: take rank 0's, as DDP does per step
             for buffer in model.buffers():

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spoken_digits.diagnose.findings import Finding, Severity
-from spoken_digits.models import Ensemble
+from spoken_digits.models import training_targets
 from spoken_digits.train import FeatureSet
 
 ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
@@ -181,7 +181,7 @@ def _train_steps(
                 for group in optimizer.param_groups:
                     group["lr"] = float(lrs[len(losses)])
             outputs = model(b.x, b.lengths)
-            targets = b.y.repeat(model.size if isinstance(model, Ensemble) else 1)  # members' logits are stacked
+            targets = training_targets(model, b.y)
             loss = F.cross_entropy(outputs, targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
