@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
-from spoken_digits import atomic, checkpoint
+from spoken_digits import checkpoint
 from spoken_digits.atomic import atomic_path, folder_lock, write_json
 from spoken_digits.cli import main
 
@@ -155,4 +157,41 @@ def test_a_checkpoint_save_that_fails_keeps_the_previous_checkpoint(tmp_path, mo
 
 def test_atomic_writes_get_ordinary_permissions(tmp_path):
     write_json(tmp_path / "m.json", {"a": 1})
-    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o666 & ~atomic.UMASK
+    (tmp_path / "plain.json").write_text("{}")
+    assert (tmp_path / "m.json").stat().st_mode == (tmp_path / "plain.json").stat().st_mode
+
+
+def interrupt_at_line(n: int) -> Callable[..., object]:
+    """A trace function that raises KeyboardInterrupt, as our SIGTERM handler does, at the n-th line run."""
+    seen = 0
+
+    def trace(frame: object, event: str, arg: object) -> object:
+        nonlocal seen
+        if event == "line":
+            seen += 1
+            if seen == n:
+                raise KeyboardInterrupt
+        return trace
+
+    return trace
+
+
+def test_an_interrupt_at_any_line_of_a_write_leaves_the_old_file_and_no_temporary_one(tmp_path):
+    target = tmp_path / "metrics.json"
+    write_json(target, {"old": True})
+    for n in itertools.count(1):
+        with folder_lock(tmp_path):
+            sys.settrace(interrupt_at_line(n))
+            try:
+                write_json(target, {"new": True})
+                finished = True
+            except KeyboardInterrupt:
+                finished = False
+            finally:
+                sys.settrace(None)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "metrics.json"], n
+        assert json.loads(target.read_text()) in ({"old": True}, {"new": True})
+        if finished:
+            break
+        write_json(target, {"old": True})
+    assert n > 20  # every line of the write, contextlib's included, was interrupted once

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,31 +16,19 @@ from typing import Any
 from spoken_digits.errors import SpokenDigitsError
 
 
-def _read_umask() -> int:
-    mask = os.umask(0o022)  # the only way to read it is to set it; done once, at import
-    os.umask(mask)
-    return mask
-
-
-UMASK = _read_umask()
-
-
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp: Path | None = None
-    try:  # an interrupt (Ctrl-C, SIGTERM) anywhere in here still removes the temporary file
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        tmp = Path(name)
-        os.close(fd)
+    # Named before anything exists and created by the writer, so an interrupt (Ctrl-C, SIGTERM)
+    # at any line can only find a file this handler knows of; it gets the umask's permissions.
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
+    try:
         yield tmp
-        tmp.chmod(0o666 & ~UMASK)  # mkstemp makes it private; the result gets ordinary permissions
         os.replace(tmp, path)
     except BaseException:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -60,7 +48,8 @@ def folder_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
     """Hold an exclusive lock on `folder` (a `.lock` file in it) so two runs never write one folder.
 
     The operating system drops the lock when the process ends, however it ends. Temporary files
-    found on taking the lock were left by a writer that was killed mid-write, and are removed.
+    found on taking the lock were left by a writer that was killed mid-write, and are removed; so
+    are any found on release, in case an interrupt left a writer unfinished until exit.
     """
     import fcntl
 
@@ -78,9 +67,15 @@ def folder_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
         handle.truncate(0)
         handle.write(f"pid {os.getpid()}")
         handle.flush()
-        for stale in folder.rglob(".*.tmp"):  # atomic_path's names; nobody else can be writing now
-            stale.unlink(missing_ok=True)
+        _remove_temporary_files(folder)
         try:
             yield
         finally:
+            _remove_temporary_files(folder)
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_temporary_files(folder: Path) -> None:
+    """Remove `atomic_path`'s temporary files under `folder`; only call it holding the lock."""
+    for stale in folder.rglob(".*.tmp"):
+        stale.unlink(missing_ok=True)
