@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         "study",
         help="run a grid of training runs (models x features x splits x seeds) and aggregate it",
         description="Run every cell x seed of a grid into --out (finished runs are skipped, interrupted "
-        "ones resumed), then write summary.json and summary.csv: mean, sd and 95%% CI per cell.",
+        "ones resumed), then write summary.json and summary.csv: mean, sd and 95% CI per cell.",
     )
     g.add_argument("grid", nargs="?", help="a built-in grid name (see --list) or a TOML grid file")
     g.add_argument("--list", action="store_true", help="list the built-in grids and exit")
