@@ -6,8 +6,10 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# torch is pinned to the CPU wheel on this project's machines: a bare "torch" pulls a multi-GB CUDA build.
-TORCH  ?= torch==2.13.0
+# The CPU build of torch, from PyTorch's own CPU wheel index: a bare "torch" from PyPI pulls a
+# multi-GB CUDA build on Linux. For a CUDA machine: make install TORCH=torch TORCH_INDEX=
+TORCH       ?= torch==2.13.0+cpu
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
 ifeq ($(FSDD_ROOT),)
 ifneq ($(wildcard ../shared/data/fsdd/recordings),)
@@ -26,7 +28,7 @@ browser:
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -q -e ".[test,web,onnx]"
 	touch $@
 
@@ -34,6 +36,6 @@ train: install
 	$(BIN)/spoken-digits train --out runs/default
 
 test: install browser
-	$(BIN)/ruff check src tests fuzz
+	$(BIN)/ruff check src tests fuzz benchmarks docs
 	$(BIN)/mypy --ignore-missing-imports src/spoken_digits
 	$(BIN)/python -m pytest -q

@@ -24,7 +24,7 @@ def official_features(data: str | None, limit: int | None) -> tuple[FeatureSet, 
     corpus = load_corpus(selection, cfg)
     fold = make_folds(selection, cfg.split)[0]
     featurizer = Featurizer(cfg.audio.sr, cfg.features)
-    x, frames = featurizer.raw(corpus.waves, corpus.lengths)
+    x, frames = featurizer.raw(*corpus.fixed())
     featurizer.standardizer.fit(x[fold.train], frames[fold.train])  # type: ignore[union-attr]
     data_set = FeatureSet(featurizer.standardize(x, frames), frames, corpus.labels)
     return data_set.subset(fold.train), data_set.subset(fold.test)

@@ -16,7 +16,7 @@ import atheris
 import numpy as np
 
 with atheris.instrument_imports(include=["spoken_digits"]):  # guide coverage by our own code only
-    from spoken_digits.audio import read_audio
+    from spoken_digits.audio import MIN_SECONDS, read_audio
     from spoken_digits.errors import AudioError
 
 SUFFIXES = (".wav", ".flac", ".ogg", ".aiff")
@@ -33,7 +33,7 @@ def one_input(data: bytes) -> None:
         y = read_audio(path, 8000, max_duration=30)
     except AudioError:
         return
-    if not (y.dtype == np.float32 and y.ndim == 1 and len(y) > 0 and np.isfinite(y).all()):
+    if not (y.dtype == np.float32 and y.ndim == 1 and len(y) >= MIN_SECONDS * 8000 and np.isfinite(y).all()):
         raise AssertionError(f"read_audio returned an invalid clip: {y.dtype} {y.shape}")
 
 

@@ -7,9 +7,12 @@ import pytest
 import soundfile as sf
 
 from conftest import digit_tone
-from spoken_digits.audio import batch, fix_length, load, read_audio, trim_silence
+from spoken_digits import checkpoint
+from spoken_digits.audio import batch, check_clip, fix_length, load, read_audio, speech_share, trim_silence
 from spoken_digits.config import AudioConfig, Pad
 from spoken_digits.errors import AudioError
+from spoken_digits.predict import Predictor
+from test_checkpoint import make_checkpoint
 
 
 def dominant_hz(y: np.ndarray, sr: int) -> float:
@@ -65,7 +68,7 @@ def test_eight_channels_are_mixed(tmp_path):
         (lambda p: sf.write(p, np.full(8000 * 31, 0.1), 8000), "over the 30 s limit"),
         (lambda p: sf.write(p, np.full(100, 0.1), 8), "unusable sample rate 8 Hz"),
         (lambda p: sf.write(p, np.zeros((0, 1)), 8000), "contains no audio samples"),
-        (lambda p: sf.write(p, np.array([0.5]), 16001), "too short: 1 sample"),
+        (lambda p: sf.write(p, np.array([0.5]), 16001), r"too short: 6\.25e-05 s of audio \(need at least 0\.1 s\)"),
     ],
     ids=[
         "missing",
@@ -118,7 +121,7 @@ def test_load_applies_trim_then_fixed_length(tmp_path):
     cropped = load(tmp_path / "late.wav", AudioConfig(duration=0.5, trim_db=None))
     assert len(kept) == len(cropped) == 4000
     assert np.abs(kept).max() > 0.3 and np.abs(cropped).max() == 0  # without trimming the crop is silence
-    assert len(load(tmp_path / "late.wav", AudioConfig(duration=None))) == len(y)
+    assert len(load(tmp_path / "late.wav", AudioConfig(duration=None, trim_db=None))) == len(y)  # both off
 
 
 def test_batch_pads_with_zeros_and_reports_lengths():
@@ -127,3 +130,137 @@ def test_batch_pads_with_zeros_and_reports_lengths():
     assert x[0, 3:].abs().sum() == 0
     with pytest.raises(AudioError, match="no audio"):
         batch([])
+
+
+def tone(hz: float, seconds: float, *, sr: int = 8000, amplitude: float = 0.5) -> np.ndarray:
+    return amplitude * np.sin(2 * np.pi * hz * np.arange(round(seconds * sr)) / sr)
+
+
+def quiet_noise(seconds: float, db_below: float, *, sr: int = 8000) -> np.ndarray:
+    """Noise `db_below` dB under the RMS of tone(..., amplitude=0.5)."""
+    level = 0.5 / np.sqrt(2) * 10 ** (-db_below / 20)
+    return level * np.random.default_rng(3).standard_normal(round(seconds * sr))
+
+
+@pytest.mark.parametrize(
+    ("trim_db", "clip", "expected"),
+    [  # each clip is one where trimming at 40 dB (the old, fixed measure) gives the other answer
+        (None, lambda: np.concatenate([np.zeros(4800), tone(440, 0.3), np.zeros(800)]), "1.0 s of sound"),
+        (60.0, lambda: np.concatenate([tone(440, 0.3), quiet_noise(0.6, 55)]), "0.9 s of sound"),
+        (20.0, lambda: np.concatenate([tone(440, 0.3), quiet_noise(0.6, 30)]), None),
+    ],
+    ids=["no-trim-measures-the-file", "trim-60-keeps-the-quiet-tail", "trim-20-drops-the-tail"],
+)
+def test_the_crop_warning_measures_what_the_model_hears(trim_db, clip, expected):
+    cfg = AudioConfig(duration=0.5, trim_db=trim_db)
+    notes = [n for n in check_clip(clip().astype(np.float32), cfg) if "the model hears only" in n]
+    if expected is None:
+        assert notes == []
+    else:
+        where = "of the file" if trim_db is None else "after trimming silence"
+        assert notes == [f"{expected}, but the model hears only the first 0.5 s {where}: the rest is cut off"]
+
+
+def hum(seconds: float = 4.0, *, sr: int = 8000) -> np.ndarray:
+    """Mains hum at a normal level: 50 Hz and its first harmonics, with a little hiss."""
+    y = tone(50, seconds, sr=sr, amplitude=0.3) + tone(100, seconds, sr=sr, amplitude=0.1)
+    y += tone(150, seconds, sr=sr, amplitude=0.05)
+    return y + 0.001 * np.random.default_rng(0).standard_normal(len(y))
+
+
+NO_DIGIT = {  # audio that cannot hold a spoken digit: (samples, rate) and the reason given
+    "one-sample": ((np.array([0.5]), 8000), r"too short: 0\.000125 s of audio \(need at least 0\.1 s\)"),
+    "50-hz-hum": ((hum(), 8000), r"no speech found \(only 0\.0\d*% of the sound lies between 250 and 4000 Hz"),
+    "50-hz-hum-at-44k": ((hum(sr=44100), 44100), "no speech found"),
+    "dc-offset": ((np.full(16000, 0.2), 8000), "no speech found"),
+    "dc-offset-with-dither": ((0.2 + 1e-4 * np.random.default_rng(1).standard_normal(16000), 8000), "no speech found"),
+    "120-hz-tone": ((tone(120, 2.0), 8000), "no speech found"),
+}
+
+
+@pytest.mark.parametrize("case", list(NO_DIGIT))
+def test_audio_too_short_or_without_speech_is_refused(tmp_path, case):
+    (y, rate), message = NO_DIGIT[case]
+    path = tmp_path / f"{case}.wav"
+    sf.write(path, y, rate, subtype="PCM_16")
+    with pytest.raises(AudioError, match=message) as info:
+        read_audio(path, 8000)
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
+
+
+def test_one_sample_message_in_full(tmp_path):
+    sf.write(tmp_path / "one.wav", np.array([0.5]), 8000)
+    with pytest.raises(AudioError) as info:
+        read_audio(tmp_path / "one.wav", 8000)
+    assert str(info.value) == f"{tmp_path / 'one.wav'}: too short: 0.000125 s of audio (need at least 0.1 s)"
+
+
+def test_the_shortest_accepted_clip_is_a_tenth_of_a_second(tmp_path):
+    sf.write(tmp_path / "ok.wav", tone(440, 0.1), 8000)
+    assert len(read_audio(tmp_path / "ok.wav", 8000)) == 800
+    sf.write(tmp_path / "short.wav", tone(440, 0.1)[:-1], 8000)
+    with pytest.raises(AudioError, match=r"too short: 0\.0999 s"):
+        read_audio(tmp_path / "short.wav", 8000)
+
+
+def test_speech_over_a_hum_is_kept(tmp_path):
+    """Only almost-no-speech is refused: a digit with a twentieth of the energy of the hum under it passes."""
+    y = hum(1.0)
+    y[1000 : 1000 + len(digit_tone(4))] += 0.3 * digit_tone(4)
+    assert 0.01 < speech_share(y, 8000) < 0.05
+    sf.write(tmp_path / "hummy.wav", y, 8000)
+    assert len(read_audio(tmp_path / "hummy.wav", 8000)) == 8000
+
+
+@pytest.mark.fsdd
+def test_no_fsdd_recording_is_refused(fsdd_root):
+    """The training corpus loses no clip to the length and no-speech checks (3,000 files)."""
+    files = sorted((fsdd_root / "recordings").glob("*.wav"))
+    refused = []
+    for f in files:
+        try:
+            read_audio(f, 8000)
+        except AudioError as exc:
+            refused.append(str(exc))
+    assert len(files) >= 3000 and refused == []
+
+
+@pytest.fixture(scope="module")
+def predictor(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    checkpoint.save(path, make_checkpoint())
+    return Predictor.from_file(path)
+
+
+def test_predict_files_answers_no_digit_for_a_hum_and_answers_the_rest(tmp_path, predictor):
+    files = [tmp_path / n for n in ("digit.wav", "hum.wav", "click.wav", "dc.wav")]
+    sf.write(files[0], digit_tone(3), 8000)
+    sf.write(files[1], hum(), 8000)
+    sf.write(files[2], np.array([0.5]), 8000)
+    sf.write(files[3], np.full(8000, 0.3), 8000)
+    first, *bad = predictor.predict_files(files)
+    assert first.error is None and first.digit in predictor.classes
+    assert [r.digit for r in bad] == [None, None, None]
+    assert "no speech found" in bad[0].error and "too short" in bad[1].error and "no speech found" in bad[2].error
+
+
+@pytest.mark.parametrize(
+    ("waves", "message"),
+    [
+        ([digit_tone(3), hum()], r"waves\[1\]: no speech found"),
+        ([digit_tone(3), digit_tone(5), np.array([0.5])], r"waves\[2\]: too short: 0\.000125 s"),
+        ([np.full(8000, 0.2)], r"waves\[0\]: no speech found"),
+        ([np.zeros(8000)], r"waves\[0\]: audio is silent"),
+        ([np.array([0.1, np.nan] * 4000)], r"waves\[0\]: contains NaN or infinite samples"),
+    ],
+    ids=["hum", "one-sample", "dc", "silence", "nan"],
+)
+def test_probabilities_refuse_arrays_without_speech_naming_the_index(predictor, waves, message):
+    with pytest.raises(AudioError, match=message):
+        predictor.probabilities(waves)
+
+
+def test_inspect_refuses_a_hum(predictor):
+    with pytest.raises(AudioError, match="waveform: no speech found"):
+        predictor.inspect(hum())
+    assert predictor.inspect(digit_tone(3)).probabilities.shape == (10,)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spoken_digits import checkpoint
-from spoken_digits.audio import read_audio
+from spoken_digits.audio import MIN_SECONDS, read_audio
 from spoken_digits.errors import AudioError
 from spoken_digits.predict import Predictor
 from test_checkpoint import make_checkpoint
@@ -31,7 +31,8 @@ def read_or_error(path: Path) -> np.ndarray | None:
         message = str(exc)
         assert message.startswith(f"{path}: ") and "\n" not in message
         return None
-    assert y.dtype == np.float32 and y.ndim == 1 and len(y) > 0 and np.isfinite(y).all()
+    assert y.dtype == np.float32 and y.ndim == 1 and np.isfinite(y).all()
+    assert len(y) >= MIN_SECONDS * 8000  # never shorter than a spoken digit can be
     return y
 
 
@@ -88,15 +89,14 @@ def test_any_rate_channels_length_and_sample_values(tmp_path, rate, channels, fr
     y = read_or_error(path)
     if y is not None:  # a usable clip: resampled to 8 kHz with the right duration
         assert abs(len(y) - frames * 8000 / rate) <= 2 + 0.01 * len(y)
-        assert rate >= 1000 and frames > 0 and scale > 0 and not injected
+        assert rate >= 1000 and frames >= MIN_SECONDS * rate and scale > 0 and not injected
 
 
-def test_one_sample_clip_is_read(tmp_path):
-    buffer = io.BytesIO()
-    sf.write(buffer, np.array([0.5]), 8000, format="WAV")
+def test_one_sample_clip_is_refused(tmp_path):
     path = tmp_path / "one.wav"
-    path.write_bytes(buffer.getvalue())
-    assert read_audio(path, 8000).tolist() == [0.5]
+    path.write_bytes(_encoded(np.array([0.5]), 8000, "WAV", "PCM_16"))
+    with pytest.raises(AudioError, match=r"one\.wav: too short: 0\.000125 s of audio \(need at least 0\.1 s\)"):
+        read_audio(path, 8000)
 
 
 def test_memory_is_capped_by_channels_times_frames(tmp_path, monkeypatch):
@@ -104,7 +104,7 @@ def test_memory_is_capped_by_channels_times_frames(tmp_path, monkeypatch):
     sf.write(tmp_path / "wide.wav", 0.1 * np.ones((4000, 8)), 8000)  # 0.5 s, but 8 channels
     with pytest.raises(AudioError, match="8 channels x 4000 frames is too much audio to read"):
         read_audio(tmp_path / "wide.wav", 8000)
-    sf.write(tmp_path / "mono.wav", 0.1 * np.ones(4000), 8000)
+    sf.write(tmp_path / "mono.wav", 0.1 * np.sin(2 * np.pi * 440 * np.arange(4000) / 8000), 8000)
     assert len(read_audio(tmp_path / "mono.wav", 8000)) == 4000
 
 

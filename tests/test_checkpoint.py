@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,6 +13,7 @@ from spoken_digits.config import RunConfig
 from spoken_digits.errors import CheckpointError
 from spoken_digits.features import Featurizer
 from spoken_digits.models import create_model
+from spoken_digits.predict import Predictor
 
 
 def make_checkpoint() -> checkpoint.Checkpoint:
@@ -75,7 +77,9 @@ def test_pickled_code_is_never_run(tmp_path, capsys):
     path = tmp_path / "evil.pt"
     with path.open("wb") as f:
         pickle.dump({"format": "spoken-digits", "version": 1, "x": Payload()}, f, protocol=2)
-    with pytest.raises(CheckpointError, match=r"evil\.pt: not a readable"):
+    with pytest.raises(
+        CheckpointError, match=r"evil\.pt: not a readable .*\(it holds Python objects other than tensors"
+    ):
         checkpoint.load(path)
     assert "pwned" not in capsys.readouterr().out
 
@@ -100,3 +104,34 @@ def test_weights_for_another_model_are_refused(tmp_path):
 def test_missing_file():
     with pytest.raises(CheckpointError, match="no such checkpoint file"):
         checkpoint.load("/nonexistent/model.pt")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("notes.txt", b"hello world\nthe model in runs/ reached 97%\n", "not a PyTorch checkpoint file"),
+        ("todo.txt", b"some notes\n", "not a PyTorch checkpoint file"),
+        ("random.pt", np.random.default_rng(0).bytes(4096), "not a PyTorch checkpoint file"),
+        ("empty.pt", b"", "the file is empty"),
+    ],
+    ids=["text-keyerror", "text-indexerror", "random-bytes", "empty"],
+)
+def test_a_file_that_is_no_checkpoint_gets_one_safe_line(tmp_path, name, content, reason):
+    """Whatever the unpickler trips on, one line naming the file, and never advice to load unsafely."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as info:
+        Predictor.from_file(path)
+    message = str(info.value)
+    assert message == f"{path}: not a readable spoken-digits checkpoint ({reason})"
+    assert "weights_only" not in message.lower() and "trusted" not in message
+
+
+def test_a_damaged_archive_says_so(tmp_path):
+    checkpoint.save(tmp_path / "model.pt", make_checkpoint())
+    data = (tmp_path / "model.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(
+        CheckpointError, match=r"cut\.pt: not a readable spoken-digits checkpoint \(damaged or truncated"
+    ):
+        checkpoint.load(tmp_path / "cut.pt")

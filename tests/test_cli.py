@@ -93,11 +93,16 @@ def test_predict_reports_bad_files_and_answers_the_rest(trained, tmp_path, capsy
     assert captured.err.count("spoken-digits: error:") == 3
 
 
-def test_evaluate_prints_metrics_and_warns_on_overlap(trained, synthetic_fsdd, capsys):
-    assert main(["evaluate", str(trained / "model.pt"), "--data", str(synthetic_fsdd), "--split", "official"]) == 0
+def test_evaluate_prints_metrics_and_warns_on_overlap(trained, synthetic_fsdd, tmp_path, capsys):
+    argv = ["evaluate", str(trained / "model.pt"), "--data", str(synthetic_fsdd), "--split", "official"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     metrics = json.loads(captured.out)
-    assert metrics["n_test"] == 3 * 10 * 5 and 0 <= metrics["test_accuracy"] <= 1
+    confusion = np.array(json.loads((tmp_path / "metrics.json").read_text())["confusion"])
+    assert metrics["n_test"] == 3 * 10 * 5 == confusion.sum()
+    # the model saw most of these clips in training: it scores at least as well as on its own test set
+    assert metrics["test_accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum())
+    assert metrics["test_accuracy"] > 0.8
     # the random-split model saw most official test clips: the score is flagged as optimistic
     assert (
         "spoken-digits: warning:" in captured.err and "of 150 test clips were in this model's training" in captured.err
@@ -208,6 +213,10 @@ def test_all_split_trains_without_a_test_set(synthetic_fsdd, tmp_path, capsys):
         (["evaluate", "missing.pt"], "missing.pt: no such checkpoint file"),
         (["predict", "missing.pt", "x.wav"], "missing.pt: no such checkpoint file"),
         (["serve", "missing.pt"], "missing.pt: no such checkpoint file"),
+        (["serve", "missing.onnx"], "missing.onnx: no such ONNX model file"),
+        (["evaluate", "missing.onnx"], "missing.onnx: no such ONNX model file"),
+        (["predict", "m.onnx", "x.wav", "--device", "meta"], "m.onnx: ONNX models run on the CPU"),
+        (["predict", "missing.pt", "x.wav", "--device", "toaster"], "unknown device 'toaster'"),
     ],
 )
 def test_errors_are_one_line_and_non_zero(synthetic_fsdd, tmp_path, capsys, argv, message):
@@ -236,6 +245,88 @@ def test_every_option_has_help_text():
     for name, sub in subparsers.choices.items():
         for action in sub._actions:
             assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+
+
+def _config(*argv: str):
+    from spoken_digits.commands import _run_config
+
+    return _run_config(build_parser().parse_args(["train", *argv]))
+
+
+def test_help_prints_the_values_each_preset_uses():
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    text = " ".join(subparsers.choices["train"].format_help().split())
+    assert "None" not in text
+    assert "(default: official)" in text and "(default: adam 0.001; --preset robust: adamw 0.002)" in text
+    assert "(default: seed_lstm; --preset robust: conv1d)" in text and "robust: members=3" in text
+    assert "(default: 40; --preset seed: 0)" in text and "(default: 40; --preset robust: 20)" in text
+
+
+def test_another_model_does_not_inherit_the_presets_hyper_parameters():
+    assert _config("--preset", "robust").model.params == {"members": 3}
+    assert _config("--preset", "robust", "--model", "cnn").model.params == {}
+    assert _config("--preset", "robust", "--model", "cnn", "--param", "members=2").model.params == {"members": 2}
+    assert _config("--preset", "robust", "--param", "hidden=64").model.params == {"members": 3, "hidden": 64}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--data", "x.npz", "--preset", "seed"], "--preset not used with --data FILE.npz"),
+        (["--data", "x.npz", "--duration", "1", "--trim-db", "0"], "--duration, --trim-db not used with --data FILE"),
+        (["--data", "x.npz", "--scale", "power"], "--scale not used"),
+        (["--data", "x.npz", "--split", "loso", "--speaker", "jackson"], "--split, --speaker not used"),
+        (["--data", "x.npz", "--no-download"], "--no-download not used"),
+        (["--history", "h.json", "--n-train", "9", "--lr", "0.1"], "--lr not used with --history"),
+        (["--preset", "seed", "--n-train", "9"], "--n-train not used without --history"),
+    ],
+)
+def test_diagnose_refuses_options_it_would_ignore(capsys, argv, message):
+    assert main(["diagnose", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_diagnose_arrays_uses_param_without_model(tmp_path, monkeypatch):
+    """--param reaches the diagnosed model even when --model is left at the default (seed_lstm)."""
+    from spoken_digits import diagnose
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "x.npz", X=rng.standard_normal((20, 16, 8)).astype(np.float32), y=np.arange(20) % 10)
+    seen = {}
+
+    def fake(x, y, *, model=None, **kwargs):
+        seen["model"] = model() if model is not None else None
+        raise SystemExit(0)
+
+    monkeypatch.setattr(diagnose, "diagnose_arrays", fake)
+    with pytest.raises(SystemExit):
+        main(["diagnose", "--data", str(tmp_path / "x.npz"), "--param", "hidden=7"])
+    assert seen["model"].rnn.hidden_size == 7
+
+
+def test_resume_under_torchrun_takes_backend_and_gpu_from_the_saved_run(tmp_path, monkeypatch):
+    """--resume takes no --device: the process group must still be nccl on the run's own GPU."""
+    import torch.distributed as dist
+
+    from spoken_digits import experiment, train
+    from spoken_digits.config import preset
+    from spoken_digits.runstate import RunState
+
+    cfg = preset("default")
+    saved = cfg.to_dict() | {"train": cfg.to_dict()["train"] | {"device": "cuda"}}
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    RunState(tmp_path).save_finished("official", {"metrics": {}, "history": []})
+    calls = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(train, "check_device", lambda name: calls.append(("device", name)))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda index: calls.append(("gpu", index)))
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: calls.append(("backend", backend)))
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: None)
+    monkeypatch.setattr(experiment, "resume_run", lambda out, **kw: {"test_accuracy": 1.0, "seconds": 0.0})
+    assert main(["train", "--resume", str(tmp_path)]) == 0
+    assert calls == [("device", "cuda"), ("gpu", 1), ("backend", "nccl")]
 
 
 def test_models_lists_the_registry(capsys):

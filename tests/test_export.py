@@ -11,7 +11,9 @@ import torch
 from conftest import digit_tone
 from spoken_digits import checkpoint
 from spoken_digits.cli import main
-from spoken_digits.predict import Predictor, SpokenDigitClassifier, load_predictor
+from spoken_digits.config import SplitConfig
+from spoken_digits.experiment import evaluate_checkpoint
+from spoken_digits.predict import OnnxPredictor, Predictor, SpokenDigitClassifier, load_predictor
 
 CASES = {  # model, extra train options: fixed 0.5 s clips and variable-length ones
     "seed_lstm": ["--model", "seed_lstm"],
@@ -67,3 +69,33 @@ def test_a_foreign_onnx_file_is_refused(tmp_path, capsys):
     assert "x.onnx: not an ONNX model exported by spoken-digits" in capsys.readouterr().err
     assert main(["predict", str(tmp_path / "missing.onnx"), "whatever.wav"]) == 2
     assert "missing.onnx: no such ONNX model file" in capsys.readouterr().err
+
+
+def test_the_onnx_predictor_is_a_full_predictor(exported):
+    """Config, classes and the checkpoint's info travel in the graph; inspect answers, without features."""
+    eager, onnx = Predictor.from_file(exported / "model.pt"), load_predictor(exported / "model.onnx")
+    assert isinstance(onnx, OnnxPredictor)
+    assert (onnx.config, onnx.classes, onnx.info) == (eager.config, eager.classes, eager.info)
+    assert onnx.info["fold"] == checkpoint.load(exported / "model.pt").info["fold"]
+    wave = digit_tone(4, seed=11)
+    expected, seen = eager.inspect(wave), onnx.inspect(wave)
+    assert seen.features is None and expected.features is not None
+    np.testing.assert_allclose(seen.probabilities, expected.probabilities, atol=1e-5)
+    assert (seen.seconds, seen.peak_dbfs, seen.rms_dbfs, seen.warnings) == (
+        expected.seconds,
+        expected.peak_dbfs,
+        expected.rms_dbfs,
+        expected.warnings,
+    )
+
+
+@pytest.mark.fsdd
+@pytest.mark.filterwarnings("ignore:.*in this model's training split")  # a synthetic model's fold, FSDD's clips
+@pytest.mark.parametrize("exported", ["seed_lstm"], indirect=True)  # one model: reuses that fixture instance
+def test_evaluate_scores_the_onnx_model_as_the_checkpoint(exported, fsdd_root):
+    """`evaluate` takes the .onnx too, and scores it exactly as the .pt it came from."""
+    on_pt = evaluate_checkpoint(exported / "model.pt", SplitConfig(), data=fsdd_root, download=False)
+    on_onnx = evaluate_checkpoint(exported / "model.onnx", SplitConfig(), data=fsdd_root, download=False)
+    assert on_onnx["n_test"] == on_pt["n_test"] == 300
+    assert on_onnx["test_accuracy"] == on_pt["test_accuracy"]
+    assert on_onnx["confusion"] == on_pt["confusion"]

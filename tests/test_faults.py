@@ -119,7 +119,10 @@ def test_resume_mistakes_get_clear_errors(tmp_path, capsys, setup, argv, message
 
 def test_temporary_files_of_a_killed_writer_are_removed_by_the_next_run(tmp_path):
     (tmp_path / "folds" / "anna").mkdir(parents=True)
-    stale = [tmp_path / ".log.csv.x1.tmp", tmp_path / "folds" / "anna" / ".model.pt.x2.tmp"]
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # a writer process that no longer exists
+    names = [f".log.csv.{ended.pid}.0123456789ab.tmp", f".model.pt.{ended.pid}.ba9876543210.tmp"]
+    stale = [tmp_path / names[0], tmp_path / "folds" / "anna" / names[1]]
     for path in stale:
         path.write_bytes(b"half")
     (tmp_path / "keep.tmp").write_bytes(b"not ours")

@@ -23,9 +23,10 @@ def default_run(fsdd_root, tmp_path_factory):
     return out, train_run(preset("default"), out, data=fsdd_root, download=False)
 
 
-def test_default_preset_reaches_97_percent_on_the_official_split(default_run):
+def test_default_preset_reaches_98_percent_on_the_official_split(default_run):
+    """The README's presets table reports 0.98-1.00 for this run over seeds and thread counts."""
     out, metrics = default_run
-    assert metrics["test_accuracy"] >= 0.97
+    assert metrics["test_accuracy"] >= 0.98
     assert (metrics["n_train"] + metrics["n_val"], metrics["n_test"]) == (2700, 300)
     assert len(metrics["per_speaker"]) == 6 and len(metrics["per_class"]) == 10
     assert {"metrics.json", "model.pt", "config.json", "log.csv", "confusion.png", "curves.png"} <= {
@@ -42,7 +43,7 @@ def test_gru_and_crnn_reach_97_percent(fsdd_root, tmp_path, model):
 def test_seed_preset_runs_and_trails_the_fixed_pipeline(fsdd_root, tmp_path, default_run):
     metrics = train_run(preset("seed"), tmp_path, data=fsdd_root, download=False)
     assert metrics["epochs_run"] == 40  # the seed trained a fixed number of epochs, no early stopping
-    assert 0.1 < metrics["test_accuracy"] < default_run[1]["test_accuracy"]
+    assert 0.80 <= metrics["test_accuracy"] < default_run[1]["test_accuracy"]  # learns, slowly (README: ~0.85)
 
 
 def test_loso_runs_all_six_folds(fsdd_root, tmp_path):
@@ -51,7 +52,7 @@ def test_loso_runs_all_six_folds(fsdd_root, tmp_path):
     speakers = {"george", "jackson", "lucas", "nicolas", "theo", "yweweler"}
     assert set(metrics["folds"]) == speakers == set(metrics["per_speaker"])
     assert metrics["test_accuracy"] == pytest.approx(np.mean(list(metrics["folds"].values())))
-    assert metrics["test_accuracy"] > 0.5  # far above chance, far below the shared-speaker split
+    assert 0.65 <= metrics["test_accuracy"] <= 0.85  # README: 0.67-0.75 over seeds; far below the official split
     assert metrics["n_test"] == 3000
 
 

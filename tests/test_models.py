@@ -53,6 +53,26 @@ def test_garbage_in_padding_does_not_change_the_answer(model):
     torch.testing.assert_close(model(x, lengths)[1], clean[1], rtol=1e-4, atol=1e-5)
 
 
+def test_training_mode_ignores_padding_too(model):
+    """In training mode (batch statistics, running averages updated) extra padding changes nothing either."""
+    torch.manual_seed(2)
+    x = torch.randn(4, 12, F)
+    lengths = torch.tensor([12, 5, 9, 12])
+    x[1, 5:], x[2, 9:] = 0, 0
+    longer = torch.cat([x, torch.zeros(4, 30, F)], dim=1)  # the same clips with 30 more padded frames
+    for module in model.modules():  # dropout draws more random numbers for longer inputs: not the point here
+        if isinstance(module, (torch.nn.Dropout, torch.nn.RNNBase)):
+            module.p = module.dropout = 0.0
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    seen = []
+    for batch in (x, longer):
+        model.load_state_dict(initial)
+        logits = model.train()(batch, lengths)
+        seen.append((logits, {k: v.clone() for k, v in model.state_dict().items()}))
+    torch.testing.assert_close(seen[0][0], seen[1][0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(seen[0][1], seen[1][1], rtol=1e-4, atol=1e-5)  # running mean and variance
+
+
 def test_seed_lstm_is_the_seeds_architecture():
     m = create_model("seed_lstm", n_features=F, n_classes=C)
     assert (m.rnn.input_size, m.rnn.hidden_size, m.rnn.num_layers, m.rnn.bidirectional) == (80, 128, 1, False)

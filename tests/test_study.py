@@ -11,7 +11,8 @@ import pytest
 
 from spoken_digits.cli import main
 from spoken_digits.errors import ParameterError
-from spoken_digits.study import BUILTIN, confidence_interval, configure, load_grid, run_study, with_overrides
+from spoken_digits.grids import BUILTIN, configure, grid_from_dict, load_grid, with_overrides
+from spoken_digits.study import confidence_interval, run_study
 from spoken_digits.studyreport import render
 
 GRID = """
@@ -129,3 +130,56 @@ def test_parallel_workers_give_the_same_numbers_as_one_process(tiny_study, synth
     parallel = run_study(grid, tmp_path / "parallel", data=synthetic_fsdd, workers=2)
     first_seed = {row["model"]: row["runs"][0]["test_accuracy"] for row in summary["cells"]}
     assert {row["model"]: row["mean"] for row in parallel["cells"]} == pytest.approx(first_seed)
+
+
+ONE_RUN = {
+    "name": "one",
+    "seeds": 1,
+    "base": {"train.patience": 0, "model.params.channels": [8, 16]},
+    "axes": {"model": {"cnn": {"model.name": "cnn"}}},
+}
+
+
+def test_changed_overrides_train_new_runs_and_the_summary_holds_only_theirs(synthetic_fsdd, tmp_path):
+    # `spoken-digits study one --set train.epochs=1`, then `... --set train.epochs=3` into the same folder
+    grid = grid_from_dict(ONE_RUN)
+    first = run_study(with_overrides(grid, {"train.epochs": 1}), tmp_path, data=synthetic_fsdd)
+    lines: list[str] = []
+    second = run_study(with_overrides(grid, {"train.epochs": 3}), tmp_path, data=synthetic_fsdd, say=lines.append)
+    assert "1 runs, 0 finished before, 1 to train" in lines[0]
+    (row,) = second["cells"]
+    (run,) = row["runs"]
+    folder = tmp_path / "runs" / run["folder"]
+    assert json.loads((folder / "config.json").read_text())["train"]["epochs"] == 3
+    assert run["test_accuracy"] == json.loads((folder / "metrics.json").read_text())["test_accuracy"]
+    before = first["cells"][0]["runs"][0]
+    assert run["folder"] != before["folder"] and run["test_accuracy"] != before["test_accuracy"]  # 3 epochs, not 1
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert [r["folder"] for c in saved["cells"] for r in c["runs"]] == [run["folder"]]
+    lines.clear()
+    again = run_study(with_overrides(grid, {"train.epochs": 1}), tmp_path, data=synthetic_fsdd, say=lines.append)
+    assert "1 finished before, 0 to train" in lines[0] and again["cells"][0]["runs"] == first["cells"][0]["runs"]
+
+
+def test_a_run_folder_holding_another_config_is_refused_with_what_differs(synthetic_fsdd, tmp_path):
+    grid = with_overrides(grid_from_dict(ONE_RUN), {"train.epochs": 3})
+    (run,) = grid.runs()
+    folder = tmp_path / "runs" / run.folder
+    folder.mkdir(parents=True)
+    edited = run.config.to_dict()
+    edited["train"]["epochs"] = 5
+    (folder / "config.json").write_text(json.dumps(edited))
+    with pytest.raises(ParameterError, match=r"was trained with train\.epochs=5 \(study: 3\); delete those folders"):
+        run_study(grid, tmp_path, data=synthetic_fsdd, download=False)
+    assert not (tmp_path / "grid.json").exists() and not (folder / "metrics.json").exists()
+
+
+def test_finished_runs_of_a_study_from_before_the_config_key_are_reused(tiny_study, synthetic_fsdd, tmp_path):
+    folder, summary, _ = tiny_study
+    shutil.copytree(folder / "out", tmp_path / "old")
+    for run in load_grid(str(folder / "tiny.toml")).runs():  # back to the old CELL-sSEED names
+        (tmp_path / "old" / "runs" / run.folder).rename(tmp_path / "old" / "runs" / run.legacy_folder)
+    lines: list[str] = []
+    again = run_study(load_grid(str(folder / "tiny.toml")), tmp_path / "old", data=synthetic_fsdd, say=lines.append)
+    assert "4 finished before, 0 to train" in lines[0]
+    assert [r["mean"] for r in again["cells"]] == [r["mean"] for r in summary["cells"]]

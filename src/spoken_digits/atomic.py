@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from spoken_digits.errors import SpokenDigitsError
+
+# atomic_path's temporary names, `.{name}.{pid}.{12 hex digits}.tmp`; nothing else is ever removed.
+TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]+)\.[0-9a-f]{12}\.tmp")
 
 
 @contextmanager
@@ -23,6 +27,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Named before anything exists and created by the writer, so an interrupt (Ctrl-C, SIGTERM)
     # at any line can only find a file this handler knows of; it gets the umask's permissions.
+    # The name carries the writer's pid (see TEMPORARY) so a folder lock can tell whose it is.
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
     try:
         yield tmp
@@ -47,9 +52,10 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
 def folder_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
     """Hold an exclusive lock on `folder` (a `.lock` file in it) so two runs never write one folder.
 
-    The operating system drops the lock when the process ends, however it ends. Temporary files
-    found on taking the lock were left by a writer that was killed mid-write, and are removed; so
-    are any found on release, in case an interrupt left a writer unfinished until exit.
+    The operating system drops the lock when the process ends, however it ends. `atomic_path`
+    temporaries under `folder` whose writer process is gone (killed mid-write) are removed on taking
+    the lock, and this process's own on release (an interrupt may leave a write unfinished). Files
+    of live writers, such as other runs writing into subfolders of `folder`, are never touched.
     """
     import fcntl
 
@@ -67,15 +73,34 @@ def folder_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
         handle.truncate(0)
         handle.write(f"pid {os.getpid()}")
         handle.flush()
-        _remove_temporary_files(folder)
+        for path, pid in _temporary_files(folder):
+            if not _alive(pid):  # its writer was killed mid-write
+                path.unlink(missing_ok=True)
         try:
             yield
         finally:
-            _remove_temporary_files(folder)
+            for path, pid in _temporary_files(folder):
+                if pid == os.getpid():  # a write of ours an interrupt left unfinished
+                    path.unlink(missing_ok=True)
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _remove_temporary_files(folder: Path) -> None:
-    """Remove `atomic_path`'s temporary files under `folder`; only call it holding the lock."""
-    for stale in folder.rglob(".*.tmp"):
-        stale.unlink(missing_ok=True)
+def _temporary_files(folder: Path) -> list[tuple[Path, int]]:
+    """`atomic_path` temporaries anywhere under `folder`, with their writers' pids (other files are skipped)."""
+    found = []
+    for root, _, names in os.walk(folder):  # unlike Path.rglob, skips subfolders other runs remove meanwhile
+        for name in names:
+            if (match := TEMPORARY.fullmatch(name)) is not None:
+                found.append((Path(root) / name, int(match["pid"])))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists (on this machine); an unusable pid counts as alive, so its file stays."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # PermissionError: it exists but belongs to another user
+    return True

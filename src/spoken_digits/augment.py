@@ -2,8 +2,9 @@
 
 Speed perturbation resamples each waveform by its own factor (formants, pitch and duration move
 together, as a different vocal tract and speaking rate would); masks blank a random run of bands
-and of frames (SpecAugment). Everything draws from the training loop's seeded generator, so runs
-repeat exactly, and nothing here runs at evaluation.
+and of frames (SpecAugment). The clip length rule applies after the waveform is changed, so a
+training clip has the same shape as an evaluation clip. Everything draws from the training loop's
+seeded generator, so runs repeat exactly, and nothing here runs at evaluation.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from spoken_digits.config import AugmentConfig
-from spoken_digits.features import Featurizer, time_mask
+from spoken_digits.config import AudioConfig, AugmentConfig
+from spoken_digits.features import Featurizer, fix_lengths, time_mask
 from spoken_digits.train import FeatureSet
 
 
@@ -44,10 +45,11 @@ def mask_runs(
 
 
 class Augmenter:
-    """Turns a batch of training waveforms into augmented model inputs with a fitted featurizer."""
+    """Turns a batch of training waveforms (silence-trimmed, before the length rule) into augmented
+    model inputs: augment, then the audio config's length rule, then the fitted featurizer."""
 
-    def __init__(self, cfg: AugmentConfig, featurizer: Featurizer) -> None:
-        self.cfg, self.featurizer = cfg, featurizer
+    def __init__(self, cfg: AugmentConfig, featurizer: Featurizer, audio: AudioConfig) -> None:
+        self.cfg, self.featurizer, self.audio = cfg, featurizer, audio
 
     @torch.no_grad()
     def __call__(self, batch: FeatureSet, generator: torch.Generator) -> FeatureSet:
@@ -55,6 +57,8 @@ class Augmenter:
         if self.cfg.speed:
             factors = 1 + (torch.rand(len(waves), generator=generator) * 2 - 1) * self.cfg.speed
             waves, lengths = speed_perturb(waves, lengths, factors.to(waves.device))
+        if self.audio.n_samples is not None:  # the length rule, after the waveform changed
+            waves, lengths = fix_lengths(waves, lengths, self.audio.n_samples, pad=self.audio.pad)
         x, frames = self.featurizer(waves, lengths)
         if self.cfg.time_mask:
             x = mask_runs(x, frames, self.cfg.time_mask, 1, generator)

@@ -1,5 +1,8 @@
-"""Typed run configuration: dataclasses with the seed's values as defaults, and the named presets.
+"""Typed run configuration and the named presets.
 
+The dataclass defaults are the default preset (`RunConfig()` is `preset("default")`): the seed's
+0.5 s clips, 512/256/80 mel settings, LSTM and Adam 1e-3, with the fixes that make it learn
+(log-mel in dB, standardised, silence trimmed, early stopping). Other presets say what they change.
 A run's whole configuration is one `RunConfig`; it is printed, saved as `config.json` and stored
 in the checkpoint, so `predict` rebuilds exactly the features a model was trained on.
 """
@@ -64,9 +67,9 @@ def _check(ok: bool, message: str) -> None:
 class AudioConfig:
     """How a file becomes a waveform: rate, silence trimming and length rule."""
 
-    sr: int = 8000
-    duration: float | None = 0.5  # seconds to zero-pad/trim to; None keeps true lengths
-    trim_db: float | None = None  # trim edges quieter than this many dB below the peak
+    sr: int = 8000  # FSDD's rate
+    duration: float | None = 0.5  # seconds to zero-pad/trim to, the seed's; None keeps true lengths
+    trim_db: float | None = 40.0  # trim edges quieter than this many dB below the peak (the seed: None)
     max_duration: float = 30.0  # longest audio read from a file, in seconds (caps memory)
     pad: Pad = Pad.END
 
@@ -85,14 +88,14 @@ class AudioConfig:
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    """Mel spectrogram settings, named as in librosa; defaults are the seed's."""
+    """Mel spectrogram settings, named as in librosa; frame and band settings are the seed's."""
 
     n_fft: int = 512
     hop_length: int = 256
     n_mels: int = 80
     fmin: float = 0.0
     fmax: float | None = None  # None = sr / 2
-    scale: Scale = Scale.DB
+    scale: Scale = Scale.DB  # the seed fed raw power
     top_db: float = 80.0
     standardize: bool = True  # per-mel-band mean/std fitted on the training split
     n_mfcc: int = 0  # > 0: that many cepstral coefficients (DCT of the dB mel bands) instead of mel bands
@@ -103,6 +106,14 @@ class FeatureConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "scale", _enum(Scale, self.scale, "scale"))
         object.__setattr__(self, "layout", _enum(Layout, self.layout, "layout"))
+        _check(self.n_fft >= 16, f"n_fft must be >= 16, got {self.n_fft}")
+        _check(
+            0 < self.hop_length <= self.n_fft, f"hop_length must be in 1..n_fft ({self.n_fft}), got {self.hop_length}"
+        )
+        _check(self.n_mels >= 1, f"n_mels must be >= 1, got {self.n_mels}")
+        _check(self.fmin >= 0, f"fmin must be >= 0 Hz, got {self.fmin}")
+        _check(self.fmax is None or self.fmax > self.fmin, f"fmax must be above fmin ({self.fmin} Hz), got {self.fmax}")
+        _check(self.top_db > 0, f"top_db must be > 0, got {self.top_db}")
         _check(0 <= self.n_mfcc <= self.n_mels, f"n_mfcc must be in 0..n_mels, got {self.n_mfcc}")
         _check(self.n_mfcc == 0 or self.scale is Scale.DB, "n_mfcc needs scale db (cepstra are taken of log power)")
 
@@ -110,11 +121,6 @@ class FeatureConfig:
     def width(self) -> int:
         """Values per frame: mel bands or cepstra, doubled when deltas are appended."""
         return (self.n_mfcc or self.n_mels) * (2 if self.deltas else 1)
-        _check(self.n_fft >= 16, f"n_fft must be >= 16, got {self.n_fft}")
-        _check(0 < self.hop_length <= self.n_fft, f"hop_length must be in 1..n_fft, got {self.hop_length}")
-        _check(self.n_mels >= 1, f"n_mels must be >= 1, got {self.n_mels}")
-        _check(self.fmin >= 0, f"fmin must be >= 0 Hz, got {self.fmin}")
-        _check(self.top_db > 0, f"top_db must be > 0, got {self.top_db}")
 
 
 @dataclass(frozen=True)
@@ -127,14 +133,14 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimiser, schedule and early stopping."""
+    """Optimiser, schedule and early stopping (epochs, batch size and Adam 1e-3 as the seed)."""
 
     epochs: int = 40
     batch_size: int = 32
     lr: float = 1e-3
     adam_eps: float = 1e-8  # torch's default; Keras' Adam uses 1e-7 (the seed preset)
     weight_decay: float = 0.0
-    patience: int = 10  # epochs without a better validation score before stopping; 0 = never
+    patience: int = 10  # epochs without a better validation score before stopping; 0 = never (the seed)
     val_fraction: float = 0.1  # share of the training split held out for early stopping
     seed: int = 0
     device: str = "cpu"
@@ -265,7 +271,7 @@ def _jsonable(value: Any) -> Any:
 PRESETS: dict[str, RunConfig] = {
     # The same pipeline done right: log-mel in dB per clip, standardised on training statistics,
     # and leading/trailing silence trimmed before the 0.5 s crop so the crop keeps the speech.
-    "default": RunConfig(preset="default", audio=AudioConfig(trim_db=40.0)),
+    "default": RunConfig(),
     # The seed's pipeline exactly as written: raw mel power, 0.5 s crop, seed_lstm, Adam 1e-3.
     "seed": RunConfig(
         preset="seed",

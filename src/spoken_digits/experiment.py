@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import os
+import platform
 import time
 import warnings
 from collections.abc import Callable
@@ -23,12 +25,12 @@ import torch
 from spoken_digits import audio, checkpoint, fsdd
 from spoken_digits.atomic import folder_lock, write_json, write_text
 from spoken_digits.augment import Augmenter
-from spoken_digits.config import RunConfig, SplitConfig, SplitName
+from spoken_digits.config import AudioConfig, RunConfig, SplitConfig, SplitName
 from spoken_digits.errors import ParameterError
 from spoken_digits.evaluate import scores
-from spoken_digits.features import Featurizer
+from spoken_digits.features import Featurizer, fix_lengths
 from spoken_digits.models import count_parameters, create_model
-from spoken_digits.predict import Predictor
+from spoken_digits.predict import load_predictor
 from spoken_digits.report import plot_confusion, plot_curves
 from spoken_digits.runstate import RunState
 from spoken_digits.splits import Fold, make_folds, stratified_split
@@ -39,20 +41,28 @@ LOG_COLUMNS = ("fold", "epoch", "train_loss", "train_accuracy", "val_loss", "val
 
 @dataclass(frozen=True)
 class Corpus:
-    """FSDD clips read under one audio config: waveforms (N, L), lengths (N,), digits (N,), speakers (N,)."""
+    """FSDD clips read under one audio config: silence-trimmed waveforms (N, L) before the length
+    rule, their lengths (N,), digits (N,) and speakers (N,)."""
 
     clips: list[fsdd.Clip]
     waves: torch.Tensor
     lengths: torch.Tensor
     labels: torch.Tensor
     speakers: np.ndarray
+    audio: AudioConfig
+
+    def fixed(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The waveforms after the length rule, (N, n_samples) and lengths: what the model hears."""
+        n = self.audio.n_samples
+        return (self.waves, self.lengths) if n is None else fix_lengths(self.waves, self.lengths, n, pad=self.audio.pad)
 
 
 def load_corpus(clips: list[fsdd.Clip], cfg: RunConfig) -> Corpus:
-    """Read every clip through the run's audio rule."""
-    waves, lengths = audio.batch([audio.load(c.path, cfg.audio) for c in clips])
+    """Read and silence-trim every clip; the length rule comes later (`Corpus.fixed`, or after augmentation)."""
+    natural = dataclasses.replace(cfg.audio, duration=None)
+    waves, lengths = audio.batch([audio.load(c.path, natural) for c in clips])
     labels = torch.tensor([c.digit for c in clips], dtype=torch.long)
-    return Corpus(clips, waves, lengths, labels, np.array([c.speaker for c in clips]))
+    return Corpus(clips, waves, lengths, labels, np.array([c.speaker for c in clips]), cfg.audio)
 
 
 @dataclass
@@ -84,8 +94,8 @@ def train_fold(
     labels = corpus.labels
     keep, held = stratified_split(labels[fold.train].numpy(), cfg.train.val_fraction, seed=cfg.train.seed)
     fit_idx, val_idx = fold.train[keep], fold.train[held]
-    featurizer = Featurizer(cfg.audio.sr, cfg.features)
     x_raw, frames = raw
+    featurizer = Featurizer(cfg.audio.sr, cfg.features).to(x_raw.device)
     if featurizer.standardizer is not None:
         featurizer.standardizer.fit(x_raw[fit_idx], frames[fit_idx])  # training clips only
     data = FeatureSet(*featurizer.arrange(featurizer.standardize(x_raw, frames), frames), labels)
@@ -100,7 +110,7 @@ def train_fold(
     resume = state.training(fold.name) if state is not None else None
     augment, train_set = None, data.subset(fit_idx)
     if cfg.augment.active:  # train from waveforms, featurised batch by batch after augmentation
-        augment = Augmenter(cfg.augment, featurizer.to(check_device(cfg.train.device)))
+        augment = Augmenter(cfg.augment, featurizer.to(check_device(cfg.train.device)), cfg.audio)
         train_set = FeatureSet(corpus.waves, corpus.lengths, labels).subset(fit_idx)
     result = fit(
         model,
@@ -169,7 +179,9 @@ def train_run(
         if main:
             write_json(out / "config.json", cfg.to_dict())
         corpus = load_corpus(clips, cfg)
-        raw = Featurizer(cfg.audio.sr, cfg.features).raw(corpus.waves, corpus.lengths)
+        device = check_device(cfg.train.device)  # features are computed where the model trains
+        waves, lengths = corpus.fixed()
+        raw = Featurizer(cfg.audio.sr, cfg.features).to(device).raw(waves.to(device), lengths.to(device))
         say(
             f"{len(clips)} clips -> features {tuple(raw[0].shape)} (N, T, n_mels) "
             f"in {time.perf_counter() - started:.1f} s"
@@ -194,6 +206,7 @@ def train_run(
             say(f"fold {fold.name}: {score} after {result.metrics['epochs_run']} epochs")
         metrics = _summarise(cfg, corpus, results)
         metrics["seconds"] = round(time.perf_counter() - started, 2)
+        metrics["machine"] = machine(cfg.train.device)
         if main:
             _write_outputs(out, results, metrics, per_fold=per_fold)
             state.clear()
@@ -203,13 +216,41 @@ def train_run(
 def resume_run(out: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any]:
     """Continue the interrupted run in `out` with the config it started with."""
     out = Path(out)
+    return train_run(resumable_config(out), out, resume=True, **kwargs)
+
+
+def resumable_config(out: str | os.PathLike[str]) -> RunConfig:
+    """The config an interrupted run in `out` started with (its device included); an error if none."""
+    out = Path(out)
     if not (out / "config.json").is_file():
         raise ParameterError(f"{out}: nothing to resume (no config.json; was it a spoken-digits run folder?)")
     if not RunState(out).exists():
         done = (out / "metrics.json").is_file()
         raise ParameterError(f"{out}: nothing to resume" + (" (the run is complete)" if done else ""))
-    cfg = RunConfig.from_dict(json.loads((out / "config.json").read_text()))
-    return train_run(cfg, out, resume=True, **kwargs)
+    try:
+        return RunConfig.from_dict(json.loads((out / "config.json").read_text()))
+    except ValueError as exc:
+        raise ParameterError(f"{out / 'config.json'}: not a readable run config ({exc})") from None
+
+
+def machine(device: str) -> dict[str, Any]:
+    """Where a run's numbers were measured: the same config and seed repeat them exactly only on the
+    same machine with the same torch version and thread count (float sums are ordered by threads)."""
+    return {
+        "cpu": _cpu_name(),
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(check_device(device)) if device.startswith("cuda") else "cpu",
+    }
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
 
 
 def headline(test_accuracy: float | None, val_accuracy: float | None) -> str:
@@ -291,18 +332,19 @@ def evaluate_checkpoint(
     data: str | os.PathLike[str] | None = None,
     download: bool = True,
     out: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Score a saved model on the test clips of `split` (all folds pooled for loso).
+    """Score a saved model (.pt, or an exported .onnx) on the test clips of `split` (all folds pooled for loso).
 
-    The clips go through `Predictor`, the same path as `predict`, so this scores what users get.
+    The clips go through the predictor, the same path as `predict`, so this scores what users get.
     """
-    predictor = Predictor.from_file(path)
-    cfg = predictor.checkpoint.config
+    predictor = load_predictor(path, device=str(check_device(device)))
+    cfg = predictor.config
     clips = fsdd.index(fsdd.locate(data, download=download))
     test = np.concatenate([f.test for f in make_folds(clips, split, seed=cfg.train.seed)])
     if not len(test):
         raise ParameterError("the 'all' split has no test clips to evaluate on; choose official, random or loso")
-    _warn_on_overlap(predictor.checkpoint, clips, test)
+    warn_on_overlap(cfg, predictor.info.get("fold"), clips, test)
     tested = [clips[i] for i in test]
     waves = [audio.read_audio(c.path, cfg.audio.sr, max_duration=cfg.audio.max_duration) for c in tested]
     predicted = predictor.probabilities(waves).argmax(axis=1)
@@ -322,9 +364,8 @@ def evaluate_checkpoint(
     return metrics
 
 
-def _warn_on_overlap(ckpt: checkpoint.Checkpoint, clips: list[fsdd.Clip], test: np.ndarray) -> None:
-    """Warn when test clips were among the checkpoint's own training clips (an inflated score)."""
-    cfg, fold_name = ckpt.config, ckpt.info.get("fold")
+def warn_on_overlap(cfg: RunConfig, fold_name: object, clips: list[fsdd.Clip], test: np.ndarray) -> None:
+    """Warn when test clips were among the model's own training clips (fold `fold_name`): an inflated score."""
     trained = [f for f in make_folds(clips, cfg.split, seed=cfg.train.seed) if f.name == fold_name]
     if trained:
         seen = np.intersect1d(trained[0].train, test)

@@ -2,7 +2,8 @@
 
 The graph holds the features too (STFT as a strided convolution, mel, dB, cepstra, CMVN,
 standardisation), so ONNX Runtime users get exactly the checkpoint's features; the run config
-travels in the model's metadata for the audio steps before it (resampling, trim, length rule).
+travels in the model's metadata for the audio steps before it (resampling, trim, length rule),
+with the class names and the checkpoint's info (fold, metrics).
 Batch and sample axes are dynamic. Needs the onnx extra: pip install 'spoken-digits[onnx]'.
 """
 
@@ -65,6 +66,7 @@ def export_onnx(source: str | os.PathLike[str], target: str | os.PathLike[str], 
     for key, value in {
         "spoken_digits_config": json.dumps(ckpt.config.to_dict()),
         "classes": json.dumps(ckpt.classes),
+        "spoken_digits_info": json.dumps(ckpt.info),  # fold and metrics, for `evaluate` and `serve`
     }.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value

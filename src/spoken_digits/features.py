@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spoken_digits.config import FeatureConfig, Layout, Scale
+from spoken_digits.config import FeatureConfig, Layout, Pad, Scale
 from spoken_digits.errors import ParameterError
 
 AMIN = 1e-10  # power floor before the log, as librosa.power_to_db
@@ -70,6 +70,24 @@ def frame_lengths(lengths: torch.Tensor, hop_length: int) -> torch.Tensor:
 def time_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
     """(N, steps) bool, True on the valid frames of each clip."""
     return torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def fix_lengths(
+    waves: torch.Tensor, lengths: torch.Tensor, n: int, *, pad: Pad = Pad.END
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The length rule on a batch: each clip (B, L) with `lengths` (B,) cut to its first `n` samples or
+    zero-padded (after it, or before it) to exactly `n`, as `audio.fix_length` does clip by clip.
+
+    Returns (B, n) and lengths all `n` (the padding is part of the fixed-length clip).
+    """
+    position = torch.arange(n, device=waves.device)[None, :]  # (1, n)
+    offset = (n - lengths).clamp_min(0)[:, None] if pad is Pad.START else torch.zeros_like(lengths)[:, None]
+    source = position - offset  # (B, n): which input sample lands at each output position
+    keep = (source >= 0) & (source < lengths[:, None])
+    index = source.clamp(0, max(waves.shape[1] - 1, 0))
+    padded = waves if waves.shape[1] else waves.new_zeros(len(waves), 1)
+    out = padded.gather(1, index) * keep.to(waves.dtype)
+    return out, torch.full_like(lengths, n)
 
 
 class MelFrontend(nn.Module):

@@ -11,6 +11,7 @@ import fnmatch
 import itertools
 import math
 from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -135,8 +136,35 @@ def max_pool_ceil(x: torch.Tensor, pool: tuple[int, int]) -> torch.Tensor:
     return x.reshape(b, c, x.shape[2] // pt, pt, x.shape[3] // pf, pf).amax(dim=(3, 5))
 
 
+def masked_batch_norm(norm: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """`norm` applied to (B, C, ...) whose training statistics count only valid positions (`mask`,
+    broadcastable to x, 1 on valid frames), so padding never shifts the mean and variance.
+
+    In eval mode, or when nothing is padded, this is `norm(x)` itself (running statistics, ONNX-exportable).
+    """
+    if not norm.training or bool(mask.all()):
+        return norm(x)
+    dims = [d for d in range(x.dim()) if d != 1]
+    weight = mask.to(x.dtype).expand_as(x)
+    count = weight.sum(dims)  # (C,): valid positions per channel
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    mean = (x * weight).sum(dims) / count
+    var = (((x - mean.view(shape)) * weight) ** 2).sum(dims) / count
+    tracked = norm.num_batches_tracked
+    if norm.running_mean is not None and norm.running_var is not None and tracked is not None:
+        with torch.no_grad():
+            tracked.add_(1)
+            momentum = norm.momentum if norm.momentum is not None else 1.0 / float(tracked)
+            unbiased = var * count / (count - 1).clamp_min(1)
+            norm.running_mean.lerp_(mean, momentum)
+            norm.running_var.lerp_(unbiased, momentum)
+    y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + norm.eps)
+    return y * norm.weight.view(shape) + norm.bias.view(shape) if norm.affine else y
+
+
 class ConvBlock(nn.Module):
-    """Conv 3x3 -> BatchNorm -> ReLU -> re-mask padded frames -> max-pool (ceil mode) on (B, C, T, F)."""
+    """Conv 3x3 -> BatchNorm (statistics over valid frames) -> ReLU -> re-mask padded frames -> max-pool
+    (ceil mode) on (B, C, T, F)."""
 
     def __init__(self, c_in: int, c_out: int, pool: tuple[int, int]) -> None:
         super().__init__()
@@ -146,8 +174,9 @@ class ConvBlock(nn.Module):
         self.time_stride = pool[0]
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.relu(self.norm(self.conv(x)))
-        x = x * time_mask(lengths, x.shape[2])[:, None, :, None]  # padding stays 0 (>= 0 after ReLU)
+        mask = time_mask(lengths, x.shape[2])[:, None, :, None]  # (B, 1, T, 1)
+        x = torch.relu(masked_batch_norm(self.norm, self.conv(x), mask))
+        x = x * mask  # padding stays 0 (>= 0 after ReLU)
         # Ceil-mode pooling of non-negative values over zero padding equals pooling the clip alone.
         lengths = torch.div(lengths + self.time_stride - 1, self.time_stride, rounding_mode="floor")
         return max_pool_ceil(x, self.pool_size), lengths
@@ -238,7 +267,8 @@ class Conv1D(nn.Module):
         mask = time_mask(lengths, x.shape[1])[:, None, :].to(x.dtype)  # (B, 1, T)
         h = x.transpose(1, 2) * mask  # (B, F, T): channels are the bands
         for conv, norm in zip(self.convs, self.norms, strict=True):
-            h = torch.relu(norm(conv(h))) * mask  # padding back to 0 after each layer (>= 0 after ReLU)
+            norm = cast(nn.BatchNorm1d, norm)
+            h = torch.relu(masked_batch_norm(norm, conv(h), mask)) * mask  # padding back to 0 (>= 0 after ReLU)
         h = h.transpose(1, 2)  # (B, T, hidden)
         return self.head(torch.cat([masked_mean(h, lengths), h.amax(dim=1)], dim=1))
 

@@ -1,10 +1,15 @@
-"""Predictions from a checkpoint on files or waveforms, with the exact features the model trained on."""
+"""Predictions from a checkpoint (.pt) or an exported ONNX model on files or waveforms.
+
+`BasePredictor` holds what both share (config, classes, metrics, the audio steps and the answers);
+`Predictor` runs a checkpoint in torch, `OnnxPredictor` an exported graph in ONNX Runtime.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,57 +63,63 @@ class Inspection:
     """One clip in detail: the answer, the exact model input, and the clip's length and level."""
 
     probabilities: np.ndarray  # (n_classes,)
-    features: np.ndarray  # (T, n_mels): what the model saw, after trim, padding and standardisation
+    features: np.ndarray | None  # (T, n_mels): what the model saw (after trim, padding, standardisation); None for ONNX
     seconds: float  # length of the audio as read
     peak_dbfs: float
     rms_dbfs: float
     warnings: tuple[str, ...]
 
 
-class Predictor:
-    """A loaded checkpoint, ready to label files or waveforms."""
+class BasePredictor(ABC):
+    """A loaded model, ready to label files or waveforms; subclasses run the model (`logits`)."""
 
-    def __init__(self, ckpt: checkpoint.Checkpoint, *, device: str = "cpu") -> None:
-        self.checkpoint = ckpt
-        self.audio_cfg = ckpt.config.audio
-        self.classes = ckpt.classes
+    def __init__(
+        self, config: RunConfig, classes: Sequence[str], info: Mapping[str, object], *, device: str = "cpu"
+    ) -> None:
+        self.config = config
+        self.info: dict[str, object] = dict(info)  # fold, metrics, epochs
+        self.audio_cfg = config.audio
+        self.classes = list(classes)
         self.device = torch.device(device)
-        self.classifier = SpokenDigitClassifier(*ckpt.build()).to(self.device).eval()
 
-    @classmethod
-    def from_file(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> Predictor:
-        """Load a checkpoint file (safely: weights only)."""
-        return cls(checkpoint.load(path), device=device)
+    @abstractmethod
+    def logits(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits (N, n_classes) on the CPU of prepared waveforms (N, L) with `lengths` (N,)."""
 
-    @torch.no_grad()
+    def features(self, waves: torch.Tensor, lengths: torch.Tensor) -> np.ndarray | None:
+        """The first clip's model input (T, n_mels), or None where the model does not expose it."""
+        return None
+
     def probabilities(self, waves: Sequence[np.ndarray], *, batch_size: int = 256) -> np.ndarray:
         """Class probabilities (N, n_classes) of mono waveforms already at the model's rate.
 
-        Each waveform gets the checkpoint's silence trim and length rule first.
+        Raises AudioError naming the index (`waves[i]`) of a waveform that cannot hold a digit
+        (too short, silent, no speech-band energy). Each gets the model's trim and length rule first.
         """
-        prepared = [audio.prepare(np.asarray(w, dtype=np.float32), self.audio_cfg) for w in waves]
+        arrays = [np.asarray(w, dtype=np.float32) for w in waves]
+        for i, y in enumerate(arrays):
+            audio.require_speech(y, self.audio_cfg.sr, name=f"waves[{i}]")
+        return self._probabilities(arrays, batch_size)
+
+    @torch.no_grad()
+    def _probabilities(self, waves: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
+        """`probabilities` of waveforms already checked."""
+        prepared = [audio.prepare(w, self.audio_cfg) for w in waves]
         out = []
         for start in range(0, len(prepared), batch_size):
             x, lengths = audio.batch(prepared[start : start + batch_size])
             out.append(torch.softmax(self.logits(x, lengths), dim=1).numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype=np.float32)
 
-    @torch.no_grad()
-    def logits(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Logits (N, n_classes) on the CPU of prepared waveforms (N, L) with `lengths` (N,)."""
-        return self.classifier(waves.to(self.device), lengths.to(self.device)).cpu()
-
-    @torch.no_grad()
     def inspect(self, wave: np.ndarray) -> Inspection:
-        """Probabilities and model input of one mono waveform at the model's rate."""
+        """Probabilities and model input of one mono waveform at the model's rate (AudioError if it holds no digit)."""
         y = np.asarray(wave, dtype=np.float32)
+        audio.require_speech(y, self.audio_cfg.sr, name="waveform")
         x, lengths = audio.batch([audio.prepare(y, self.audio_cfg)])
-        features, frames = self.classifier.featurizer(x.to(self.device), lengths.to(self.device))
-        logits = self.classifier.model(features, frames)
         peak, rms = float(np.abs(y).max()), float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))
         return Inspection(
-            probabilities=torch.softmax(logits, dim=1)[0].cpu().numpy(),
-            features=features[0, : int(frames[0])].cpu().numpy(),
+            probabilities=torch.softmax(self.logits(x, lengths), dim=1)[0].numpy(),
+            features=self.features(x, lengths),
             seconds=len(y) / self.audio_cfg.sr,
             peak_dbfs=20 * np.log10(max(peak, 1e-10)),
             rms_dbfs=20 * np.log10(max(rms, 1e-10)),
@@ -116,18 +127,18 @@ class Predictor:
         )
 
     def predict_files(self, paths: Sequence[str | os.PathLike[str]]) -> list[Prediction]:
-        """One Prediction per path, in order; unreadable files get `error` and do not stop the rest."""
+        """One Prediction per path, in order; unusable files get `error` and do not stop the rest."""
         waves: list[np.ndarray] = []
         readable: list[int] = []
         results: list[Prediction] = [Prediction(str(p)) for p in paths]
         for i, path in enumerate(paths):
-            try:
+            try:  # read_audio refuses what holds no digit: too short, silent, no speech
                 waves.append(audio.read_audio(path, self.audio_cfg.sr, max_duration=self.audio_cfg.max_duration))
                 readable.append(i)
             except AudioError as exc:
                 results[i] = Prediction(str(path), error=str(exc))
         if waves:
-            for i, wave, probs in zip(readable, waves, self.probabilities(waves), strict=True):
+            for i, wave, probs in zip(readable, waves, self._probabilities(waves), strict=True):
                 best = int(probs.argmax())
                 notes = tuple(audio.check_clip(wave, self.audio_cfg))
                 results[i] = Prediction(
@@ -136,11 +147,36 @@ class Predictor:
         return results
 
 
-class OnnxPredictor(Predictor):
+class Predictor(BasePredictor):
+    """A loaded checkpoint, run in torch: the only predictor that also shows the model's input features."""
+
+    def __init__(self, ckpt: checkpoint.Checkpoint, *, device: str = "cpu") -> None:
+        super().__init__(ckpt.config, ckpt.classes, ckpt.info, device=device)
+        self.checkpoint = ckpt
+        self.classifier = SpokenDigitClassifier(*ckpt.build()).to(self.device).eval()
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> Predictor:
+        """Load a checkpoint file (safely: weights only)."""
+        return cls(checkpoint.load(path), device=device)
+
+    @torch.no_grad()
+    def logits(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits (N, n_classes) on the CPU of prepared waveforms (N, L) with `lengths` (N,)."""
+        return self.classifier(waves.to(self.device), lengths.to(self.device)).cpu()
+
+    @torch.no_grad()
+    def features(self, waves: torch.Tensor, lengths: torch.Tensor) -> np.ndarray:
+        """The first clip's model input (T, n_mels): after trim, padding and standardisation."""
+        x, frames = self.classifier.featurizer(waves.to(self.device), lengths.to(self.device))  # (N, T, F), (N,)
+        return x[0, : int(frames[0])].cpu().numpy()
+
+
+class OnnxPredictor(BasePredictor):
     """The same predictions from a model exported with `spoken-digits export` (ONNX Runtime, CPU).
 
-    The graph computes the features itself; the audio steps before it (resampling, trim, length
-    rule) follow the run config stored in the model's metadata.
+    The graph computes the features itself (and does not expose them: `inspect` gives features None);
+    the audio steps before it (resampling, trim, length rule) follow the run config in its metadata.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -156,19 +192,24 @@ class OnnxPredictor(Predictor):
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             meta = self.session.get_modelmeta().custom_metadata_map
             config = RunConfig.from_dict(json.loads(meta["spoken_digits_config"]))
-            classes = json.loads(meta["classes"])
+            classes = [str(c) for c in json.loads(meta["classes"])]
+            info = json.loads(meta.get("spoken_digits_info", "{}"))  # absent in exports made before it was stored
+            if not isinstance(info, dict):
+                raise TypeError(f"info is a {type(info).__name__}, not a dict")
         except Exception as exc:  # onnxruntime's errors derive from Exception alone (InvalidProtobuf, ...)
             raise CheckpointError(f"{path}: not an ONNX model exported by spoken-digits ({str(exc)[:120]})") from None
-        self.audio_cfg, self.classes, self.device = config.audio, classes, torch.device("cpu")
+        super().__init__(config, classes, info, device="cpu")
 
     def logits(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits (N, n_classes) of prepared waveforms (N, L) with `lengths` (N,), from ONNX Runtime."""
         out = self.session.run(None, {"waves": waves.numpy(), "lengths": lengths.numpy()})[0]
         return torch.from_numpy(out)
 
-    def inspect(self, wave: np.ndarray) -> Inspection:
-        raise ParameterError("inspect needs the checkpoint (.pt): an ONNX graph does not expose its features")
 
-
-def load_predictor(path: str | os.PathLike[str]) -> Predictor:
-    """A predictor for a checkpoint (.pt) or an exported ONNX model (.onnx)."""
-    return OnnxPredictor(path) if str(path).endswith(".onnx") else Predictor.from_file(path)
+def load_predictor(path: str | os.PathLike[str], *, device: str = "cpu") -> BasePredictor:
+    """A predictor for a checkpoint (.pt) on `device`, or an exported ONNX model (.onnx, CPU only)."""
+    if str(path).endswith(".onnx"):
+        if torch.device(device).type != "cpu":
+            raise ParameterError(f"{path}: ONNX models run on the CPU (ONNX Runtime); drop --device {device}")
+        return OnnxPredictor(path)
+    return Predictor.from_file(path, device=device)

@@ -1,23 +1,28 @@
 """`spoken-digits serve`: a local web page and JSON API for trying a model with your own voice.
 
 FastAPI on uvicorn. Inference runs in a worker thread, never on the event loop. Request bodies
-are capped, and bad audio gets a 4xx with a JSON `error`, never a 500.
+are capped while they stream in, whatever their encoding, and bad audio gets a 4xx with a JSON
+`error`, never a 500. Serves a checkpoint (.pt) or an exported ONNX model alike.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from spoken_digits import audio
+from spoken_digits.config import AudioConfig, RunConfig
 from spoken_digits.errors import AudioError
-from spoken_digits.predict import Predictor
+from spoken_digits.predict import Inspection
 
 MAX_BYTES = 10 * 1024 * 1024  # largest accepted request body
 MAX_SECONDS = 30.0  # longest accepted audio
@@ -27,11 +32,25 @@ class BodyTooLarge(Exception):
     """The request body passed MAX_BYTES."""
 
 
-def create_app(predictor: Predictor, *, max_bytes: int = MAX_BYTES) -> FastAPI:
+class Model(Protocol):
+    """What the app needs of a loaded model: a checkpoint's `Predictor` or an `OnnxPredictor`."""
+
+    @property
+    def config(self) -> RunConfig: ...
+    @property
+    def info(self) -> dict[str, object]: ...
+    @property
+    def classes(self) -> Sequence[str]: ...
+    @property
+    def audio_cfg(self) -> AudioConfig: ...
+    def inspect(self, wave: np.ndarray) -> Inspection: ...
+
+
+def create_app(predictor: Model, *, max_bytes: int = MAX_BYTES) -> FastAPI:
     """The web app around one loaded model."""
     app = FastAPI(title="spoken-digits", version="1", summary="Recognise a spoken digit in an audio clip.")
     page = resources.files("spoken_digits").joinpath("web/index.html").read_text(encoding="utf-8")
-    cfg = predictor.checkpoint.config
+    cfg = predictor.config
     max_duration = min(MAX_SECONDS, cfg.audio.max_duration)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -46,7 +65,7 @@ def create_app(predictor: Predictor, *, max_bytes: int = MAX_BYTES) -> FastAPI:
     @app.get("/api/model")
     def model() -> dict[str, Any]:
         """The model's configuration, classes and test metrics."""
-        return {"config": cfg.to_dict(), "classes": predictor.classes, "info": predictor.checkpoint.info}
+        return {"config": cfg.to_dict(), "classes": predictor.classes, "info": predictor.info}
 
     @app.post(
         "/api/predict",
@@ -61,7 +80,9 @@ def create_app(predictor: Predictor, *, max_bytes: int = MAX_BYTES) -> FastAPI:
         try:
             name, data = await _read_upload(request, max_bytes)
         except BodyTooLarge:
-            return _error(413, f"request body is over the {max_bytes // (1024 * 1024)} MB limit")
+            return _error(413, f"request body is over the {_size(max_bytes)} limit")
+        except MultiPartException as exc:
+            return _error(400, f"not a valid multipart upload ({exc.message}); send the file as a field 'file'")
         if not data:
             return _error(400, "no audio: send the file as the request body or as a multipart field 'file'")
         try:
@@ -74,33 +95,44 @@ def create_app(predictor: Predictor, *, max_bytes: int = MAX_BYTES) -> FastAPI:
 
 
 async def _read_upload(request: Request, max_bytes: int) -> tuple[str, bytes]:
-    """(name, bytes) of the upload, read in chunks so an oversized body is refused early."""
+    """(name, bytes) of the upload: the raw body, or the multipart field `file`.
+
+    Raises BodyTooLarge as soon as the body passes `max_bytes`, also when it is chunked (no
+    Content-Length) multipart, so no oversized upload is ever read whole or spooled to disk.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise BodyTooLarge
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        form = await request.form(max_part_size=max_bytes)
+    async with aclosing(_capped(request.stream(), max_bytes)) as body:
+        if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            return "upload", b"".join([chunk async for chunk in body])
+        form = await MultiPartParser(request.headers, body, max_part_size=max_bytes).parse()
+    try:  # parts may be spooled to temporary files: closing the form releases them
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             return "upload", b""
-        data = await upload.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise BodyTooLarge
-        return upload.filename or "upload", data
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return "upload", b"".join(chunks)
+        return upload.filename or "upload", await upload.read()
+    finally:
+        await form.close()
 
 
-def _inspect(predictor: Predictor, data: bytes, name: str, max_duration: float) -> dict[str, Any]:
+async def _capped(stream: AsyncGenerator[bytes, None], max_bytes: int) -> AsyncGenerator[bytes, None]:
+    """The chunks of `stream`, raising BodyTooLarge as soon as their total passes `max_bytes`."""
+    size = 0
+    async with aclosing(stream):
+        async for chunk in stream:
+            size += len(chunk)
+            if size > max_bytes:
+                raise BodyTooLarge
+            yield chunk
+
+
+def _inspect(predictor: Model, data: bytes, name: str, max_duration: float) -> dict[str, Any]:
+    """The JSON answer for one upload; `features` only where the model exposes its input (not ONNX)."""
     wave = audio.read_audio_bytes(data, predictor.audio_cfg.sr, name=name, max_duration=max_duration)
     seen = predictor.inspect(wave)
     best = int(np.argmax(seen.probabilities))
-    return {
+    answer: dict[str, Any] = {
         "digit": predictor.classes[best],
         "probability": float(seen.probabilities[best]),
         "probabilities": {c: float(p) for c, p in zip(predictor.classes, seen.probabilities, strict=True)},
@@ -108,15 +140,22 @@ def _inspect(predictor: Predictor, data: bytes, name: str, max_duration: float) 
         "peak_dbfs": round(seen.peak_dbfs, 1),
         "rms_dbfs": round(seen.rms_dbfs, 1),
         "warnings": list(seen.warnings),
-        "features": {"layout": "time x mel", "values": np.round(seen.features, 3).tolist()},
     }
+    if seen.features is not None:
+        answer["features"] = {"layout": "time x mel", "values": np.round(seen.features, 3).tolist()}
+    return answer
+
+
+def _size(n_bytes: int) -> str:
+    """`n_bytes` for people: "10 MB", or "50000 bytes" below a megabyte (not "0 MB")."""
+    return f"{n_bytes // (1024 * 1024)} MB" if n_bytes >= 1024 * 1024 else f"{n_bytes} bytes"
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def serve(predictor: Predictor, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(predictor: Model, *, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the page and API for `predictor` until interrupted."""
     import uvicorn
 

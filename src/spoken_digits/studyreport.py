@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from spoken_digits.atomic import write_text
+from spoken_digits.atomic import write_json, write_text
 from spoken_digits.errors import ParameterError
 from spoken_digits.fsdd import CLASSES
 from spoken_digits.report import plot_bars, plot_confusion, plot_mean_curves
@@ -45,7 +45,9 @@ def render(study: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
         matrix = _pooled_confusion(study, row)
         title = f"{tag}: {row['label']} ({row['mean']:.3f}, {row['n_seeds']} seeds pooled)"
         plot_confusion(matrix, CLASSES, out / f"{name}-confusion-{tag}.png", title=title)
-    markdown = _markdown(grid, axes, rows, best, worst)
+    markdown = _markdown(grid, axes, rows, best, worst, summary.get("machines", []))
+    if out.resolve() != study.resolve():  # the numbers travel with the report (docs tables are made from them)
+        write_json(out / "summary.json", summary)
     write_text(out / "report.md", markdown)
     write_text(out / "report.html", _html(markdown, out))
     return out / "report.md"
@@ -69,10 +71,13 @@ def _pooled_confusion(study: Path, row: dict[str, Any]) -> list[list[int]]:
     return total.tolist()
 
 
-def _markdown(grid: dict[str, Any], axes: list[str], rows: list[dict[str, Any]], best: dict, worst: dict) -> str:
+def _markdown(
+    grid: dict[str, Any], axes: list[str], rows: list[dict[str, Any]], best: dict, worst: dict, machines: list
+) -> str:
     name = grid["name"]
     lines = [f"# Study `{name}`", "", grid.get("description", ""), ""]
     lines += [f"Base preset `{grid['preset']}`; seeds {grid['seeds']}.", ""]
+    lines += [f"Measured on: {describe_machine(m)}." for m in machines] + ([""] if machines else [])
     lines += ["| " + " | ".join([*axes, "accuracy (mean ± sd)", "95% CI", "seeds", "s/epoch", "parameters"]) + " |"]
     lines += ["|" + "---|" * (len(axes) + 5)]
     for r in rows:
@@ -94,6 +99,16 @@ def _markdown(grid: dict[str, Any], axes: list[str], rows: list[dict[str, Any]],
             lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def describe_machine(machine: dict[str, Any] | None) -> str:
+    """One line for where a run was measured (the same seed repeats exactly only there)."""
+    if not machine:
+        return "not recorded (runs made before machines were recorded)"
+    where = (
+        machine["device"] if machine.get("device", "cpu") != "cpu" else f"{machine['cpu']}, {machine['cores']} cores"
+    )
+    return f"{where}, {machine['threads']} torch thread(s) per run, torch {machine['torch']}"
 
 
 def _html(markdown_text: str, folder: Path) -> str:

@@ -133,8 +133,10 @@ def fit(
     model inputs by `augment(batch, generator)`; `val` holds ready features.
     """
     device = check_device(cfg.device)
-    model.to(device)
     rank, world = rank_and_world()
+    if world > 1 and device.type == "cuda":  # under torchrun each rank has its own GPU, cuda:LOCAL_RANK
+        device = torch.device("cuda", torch.cuda.current_device())
+    model.to(device)
     net: nn.Module = model
     if world > 1:  # every rank starts from rank 0's weights; gradients are averaged over ranks
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)

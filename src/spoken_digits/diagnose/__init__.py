@@ -161,23 +161,22 @@ def pipeline_arrays(
     cfg: RunConfig, *, data: str | os.PathLike[str] | None = None, download: bool = True
 ) -> PipelineArrays:
     """The training clips of `cfg`'s split (first fold), through the features `train` would compute."""
-    from spoken_digits import audio, fsdd
+    from spoken_digits import fsdd
+    from spoken_digits.experiment import load_corpus
     from spoken_digits.features import Featurizer
     from spoken_digits.splits import make_folds
 
     clips = fsdd.index(fsdd.locate(data, download=download))
     fold = make_folds(clips, cfg.split, seed=cfg.train.seed)[0]
-    loose = dataclasses.replace(cfg.audio, duration=None)  # true lengths first, for the truncation check
-    waves = [audio.load(clips[i].path, loose) for i in fold.train]
-    durations = np.array([len(w) / cfg.audio.sr for w in waves])
-    rates = Counter(sf.info(str(clips[i].path)).samplerate for i in fold.train)
-    if cfg.audio.n_samples is not None:
-        waves = [audio.fix_length(w, cfg.audio.n_samples, pad=cfg.audio.pad) for w in waves]
+    trained = [clips[i] for i in fold.train]
+    corpus = load_corpus(trained, cfg)  # the same reading and length rule as train
+    durations = corpus.lengths.numpy() / cfg.audio.sr  # true lengths (after the trim), for the truncation check
+    rates = Counter(sf.info(str(c.path)).samplerate for c in trained)
     featurizer = Featurizer(cfg.audio.sr, cfg.features)
-    x, frames = featurizer.raw(*audio.batch(waves))
+    x, frames = featurizer.raw(*corpus.fixed())
     if featurizer.standardizer is not None:
         featurizer.standardizer.fit(x, frames)
-    labels = np.array([clips[i].digit for i in fold.train])
+    labels = corpus.labels.numpy()
     features, frames = featurizer.arrange(featurizer.standardize(x, frames), frames)
     return PipelineArrays(features.numpy(), frames.numpy(), labels, durations, dict(sorted(rates.items())))
 

@@ -1,0 +1,304 @@
+"""What each `spoken-digits` subcommand does: turn parsed options into one library call and print the result.
+
+`cli.py` builds the parser; every function here takes its parsed `argparse.Namespace`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from spoken_digits.config import RunConfig, SplitConfig, preset
+from spoken_digits.errors import ParameterError
+from spoken_digits.models import MODELS
+
+
+def _run_config(args: argparse.Namespace) -> RunConfig:
+    """The preset with every option the user gave applied on top."""
+    cfg = preset(args.preset or "default")
+    name = args.model or cfg.model.name
+    # The preset's hyper-parameters belong to its own model: another --model starts from its defaults.
+    params = (dict(cfg.model.params) if name == cfg.model.name else {}) | _key_values(args.param, "--param")
+    train = {
+        k: v
+        for k, v in {
+            "epochs": getattr(args, "epochs", None),
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "patience": getattr(args, "patience", None),
+            "seed": args.seed,
+            "device": getattr(args, "device", None),
+        }.items()
+        if v is not None
+    }
+    audio: dict[str, Any] = {} if args.duration is None else {"duration": args.duration or None}
+    if args.trim_db is not None:
+        audio["trim_db"] = args.trim_db or None
+    return dataclasses.replace(
+        cfg,
+        audio=dataclasses.replace(cfg.audio, **audio),
+        features=dataclasses.replace(cfg.features, **({"scale": args.scale} if args.scale else {})),
+        model=dataclasses.replace(cfg.model, name=name, params=params),
+        train=dataclasses.replace(cfg.train, **train),
+        split=SplitConfig(name=args.split or cfg.split.name, speaker=args.speaker),
+    )
+
+
+RUN_OPTIONS = {"command", "resume", "data", "no_download"}  # every other train option shapes the config
+
+
+def train(args: argparse.Namespace) -> int:
+    from spoken_digits.experiment import headline, resumable_config, resume_run, train_run
+    from spoken_digits.models import create_model
+    from spoken_digits.train import check_device
+
+    say = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    if args.resume is not None:
+        given = [
+            f"--{k.replace('_', '-')}" for k, v in vars(args).items() if k not in RUN_OPTIONS and v not in (None, [])
+        ]
+        if given:
+            raise ParameterError(f"--resume continues with the run's own config.json; drop {', '.join(given)}")
+        out = args.resume
+        cfg = resumable_config(out)  # its device decides the process group's backend below
+        run = lambda: resume_run(out, data=args.data, download=not args.no_download, say=say)  # noqa: E731
+    else:
+        cfg = _run_config(args)
+        create_model(cfg.model.name, n_features=cfg.n_features, n_classes=10, **cfg.model.params)  # fail fast
+        out = args.out or Path("runs") / f"{cfg.preset}-{cfg.model.name}-{cfg.split.name.value}-s{cfg.train.seed}"
+        run = lambda: train_run(cfg, out, data=args.data, download=not args.no_download, say=say)  # noqa: E731
+    check_device(cfg.train.device)
+    try:
+        with _distributed(cfg.train.device):
+            metrics = run()
+    except KeyboardInterrupt:
+        say(f"spoken-digits: interrupted; progress is saved, continue with: spoken-digits train --resume {out}")
+        return 130
+    result = headline(metrics["test_accuracy"], metrics.get("val_accuracy"))
+    if "folds" in metrics:
+        result += " (mean of folds: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["folds"].items()) + ")"
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every rank gets here; one reports
+        print(f"{result}; {metrics['seconds']:.1f} s; wrote {out}/")
+    return 0
+
+
+@contextlib.contextmanager
+def _distributed(device: str) -> Iterator[None]:
+    """Under torchrun (WORLD_SIZE > 1): one process group for the run, gloo on CPU, nccl on GPU."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield
+        return
+    import torch.distributed as dist
+
+    backend = "nccl" if device.startswith("cuda") else "gloo"
+    if backend == "nccl":
+        import torch
+
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from spoken_digits.experiment import evaluate_checkpoint
+
+    metrics = evaluate_checkpoint(
+        args.checkpoint,
+        SplitConfig(name=args.split, speaker=args.speaker),
+        data=args.data,
+        download=not args.no_download,
+        out=args.out,
+        device=args.device,
+    )
+    print(json.dumps({k: v for k, v in metrics.items() if k != "confusion"}, indent=2))
+    return 0
+
+
+def predict(args: argparse.Namespace) -> int:
+    from spoken_digits.predict import load_predictor
+    from spoken_digits.train import check_device
+
+    results = load_predictor(args.checkpoint, device=str(check_device(args.device))).predict_files(args.files)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    for r in results:
+        for note in r.warnings:
+            print(f"spoken-digits: warning: {r.file}: {note}", file=sys.stderr)
+        if r.error is not None:
+            print(f"spoken-digits: error: {r.error}", file=sys.stderr)
+        elif not args.json:
+            print(f"{r.file}\t{r.digit}\t{r.probability:.4f}")
+    return 1 if any(r.error for r in results) else 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    try:
+        from spoken_digits.serve import serve
+    except ImportError as exc:
+        raise ParameterError(
+            f"serve needs the web extra ({exc.name} is missing): pip install 'spoken-digits[web]'"
+        ) from None
+    from spoken_digits.predict import load_predictor
+    from spoken_digits.train import check_device
+
+    # a bad file fails here, in one line, before the server starts
+    predictor = load_predictor(args.checkpoint, device=str(check_device(args.device)))
+    serve(predictor, host=args.host, port=args.port)
+    return 0
+
+
+def diagnose(args: argparse.Namespace) -> int:
+    from spoken_digits import diagnose
+    from spoken_digits.atomic import write_json
+
+    if args.history is not None:
+        _refuse_unused(args, {"history", "n_train"}, "with --history (an accuracy list has no audio or model)")
+        if args.n_train is None:
+            raise ParameterError("--history needs --n-train N, the number of clips each accuracy counts")
+        result = diagnose.diagnose_history(_read_history(args.history), args.n_train)
+    elif args.data is not None and Path(args.data).suffix == ".npz":
+        used = {"data", "model", "param", "lr", "batch_size", "seed"}
+        _refuse_unused(args, used, "with --data FILE.npz (your arrays are already features)")
+        cfg = _run_config(args)
+        x, y, lengths = diagnose.load_arrays(args.data)
+        result = diagnose.diagnose_arrays(
+            x,
+            y,
+            lengths=lengths,
+            model=_array_model(cfg, x.shape[-1]) if args.model or args.param else None,
+            lr=cfg.train.lr,
+            batch_size=cfg.train.batch_size,
+            seed=cfg.train.seed,
+        )
+    else:
+        _refuse_unused(args, set(vars(args)) - {"history", "n_train"}, "without --history")
+        result = diagnose.diagnose_run(_run_config(args), data=args.data, download=not args.no_download)
+    if args.out is not None:
+        write_json(args.out / "diagnosis.json", result.to_dict())
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.render())
+    return 0 if result.healthy else 1
+
+
+def _refuse_unused(args: argparse.Namespace, used: set[str], mode: str) -> None:
+    """A ParameterError naming every option given that `mode` would silently ignore."""
+    ignored = {"command", "json", "out"}  # meaningful in every mode
+    given = [k for k, v in vars(args).items() if k not in used | ignored and not (v is None or v is False or v == [])]
+    if given:
+        options = ", ".join(f"--{k.replace('_', '-')}" for k in given)
+        raise ParameterError(f"{options} not used {mode}; drop {'it' if len(given) == 1 else 'them'}")
+
+
+def _array_model(cfg: RunConfig, width: int) -> Any:
+    """A factory for the config's registered model, sized for arrays `width` features wide."""
+    from spoken_digits.models import create_model
+
+    def factory() -> Any:
+        return create_model(cfg.model.name, n_features=width, n_classes=10, **cfg.model.params)
+
+    factory()  # a bad name or hyper-parameter fails here, before any check runs
+    return factory
+
+
+def _read_history(path: Path) -> list[float]:
+    """Accuracies from a JSON list, or from a Keras-style history dict."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ParameterError(f"{path}: cannot read a JSON history ({exc})") from None
+    if isinstance(data, dict):
+        key = next((k for k in ("accuracy", "sparse_categorical_accuracy", "acc", "train_accuracy") if k in data), None)
+        if key is None:
+            raise ParameterError(f"{path}: no accuracy list in the keys {sorted(data)}")
+        data = data[key]
+    if not isinstance(data, list) or not all(isinstance(v, (int, float)) for v in data):
+        raise ParameterError(f"{path}: expected a list of accuracies (numbers in [0, 1])")
+    return [float(v) for v in data]
+
+
+def export(args: argparse.Namespace) -> int:
+    from spoken_digits.export import export_onnx
+
+    check = export_onnx(args.checkpoint, args.onnx, opset=args.opset)
+    print(
+        f"wrote {args.onnx}; checked against torch on {check['batch']} clips of {check['samples']} samples: "
+        f"max |logit difference| {check['max_abs_diff']:.1e}"
+    )
+    return 0
+
+
+def study(args: argparse.Namespace) -> int:
+    from spoken_digits import grids, study
+
+    if args.list:
+        for name, grid in grids.BUILTIN.items():
+            print(f"{name:10s} {len(grid.runs()):4d} runs  {grid.description}")
+        return 0
+    if args.grid is None:
+        raise ParameterError("name a grid (spoken-digits study --list shows the built-in ones) or a TOML file")
+    grid = grids.with_overrides(grids.load_grid(args.grid), _key_values(args.set, "--set"), args.seeds)
+    out = args.out or Path("runs") / f"study-{grid.name}"
+    say = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    summary = study.run_study(grid, out, data=args.data, download=not args.no_download, workers=args.workers, say=say)
+    for row in summary["cells"]:
+        print(f"{row['cell']:50s} {row['mean']:.4f} ± {row['ci95']:.4f} (95% CI, {row['n_seeds']} seeds)")
+    print(f"wrote {out}/summary.json; render it with: spoken-digits report {out}")
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    from spoken_digits.studyreport import render
+
+    print(f"wrote {render(args.study, args.out)} and report.html")
+    return 0
+
+
+def _key_values(items: list[str], option: str) -> dict[str, Any]:
+    """KEY=VALUE pairs with VALUE parsed as JSON where it parses (else kept as a string)."""
+    pairs: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ParameterError(f"{option} expects KEY=VALUE, got {item!r}")
+        try:
+            pairs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            pairs[key] = value
+    return pairs
+
+
+def models(args: argparse.Namespace) -> int:
+    for name, (_, description) in MODELS.items():
+        print(f"{name:10s} {description}")
+    return 0
+
+
+def robustness(args: argparse.Namespace) -> int:
+    from spoken_digits.robustness import benchmark_model, format_table
+
+    out = args.out or args.checkpoint.parent / "robustness"
+    result = benchmark_model(
+        args.checkpoint,
+        out,
+        split=SplitConfig(name=args.split, speaker=args.speaker),
+        data=args.data,
+        download=not args.no_download,
+        seed=args.seed,
+        conditions=args.conditions,
+        limit=args.limit,
+        noise_dir=args.noise_dir,
+        device=args.device,
+        say=lambda line: print(line, file=sys.stderr),
+    )
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    print(f"wrote {out}/robustness.json, robustness.csv and robustness.png", file=sys.stderr)
+    return 0

@@ -1,0 +1,220 @@
+"""Corruptions of speech waveforms: additive noise at a set SNR, reverberation, band-limiting, gain, placement.
+
+Small pure functions on float32 numpy waveforms (shape (..., n): one clip or a batch, time on the last
+axis) at a rate `sr`, drawing every random number from an explicit `np.random.Generator`, so a corruption
+repeats exactly under the same seed. Used by the robustness benchmark and by multi-condition training.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from spoken_digits.errors import ParameterError
+
+NOISE_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # noise power spectral density ∝ 1 / f**exponent
+TELEPHONE_BAND = (300.0, 3400.0)  # Hz: the analogue telephone channel (ITU-T G.712)
+
+
+def _float32(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.float32)
+
+
+def _power(x: np.ndarray) -> np.ndarray:
+    """Mean square over the last axis, in float64, keeping it: (..., 1)."""
+    return np.mean(np.square(x, dtype=np.float64), axis=-1, keepdims=True)
+
+
+def _unit_rms(x: np.ndarray, what: str) -> np.ndarray:
+    power = _power(x)
+    if np.any(power == 0):
+        raise ParameterError(f"{what} is silent (all zeros): it cannot be scaled to a level")
+    return x / np.sqrt(power)
+
+
+def _positive(value: float, name: str) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ParameterError(f"{name} must be a positive number, got {value!r}")
+
+
+def gain_db(y: np.ndarray, db: float) -> np.ndarray:
+    """`y` made `db` decibels louder (negative: quieter); same shape."""
+    if not math.isfinite(db):
+        raise ParameterError(f"gain must be a finite number of dB, got {db!r}")
+    return _float32(np.asarray(y, dtype=np.float64) * 10 ** (db / 20))
+
+
+def colored_noise(shape: int | tuple[int, ...], rng: np.random.Generator, *, exponent: float) -> np.ndarray:
+    """Gaussian noise of unit RMS whose power spectral density falls as 1 / f**exponent, shape `shape`.
+
+    exponent 0 is white, 1 pink (-3 dB per octave), 2 brown (-6 dB per octave); each row along the
+    last axis is shaped in the frequency domain (DC removed) and scaled to unit RMS on its own.
+    """
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    if not shape or shape[-1] < 2:
+        raise ParameterError(f"noise needs at least 2 samples on its last axis, got shape {shape}")
+    white = rng.standard_normal(shape)
+    if exponent == 0:
+        return _float32(_unit_rms(white, "noise"))
+    n = shape[-1]
+    spectrum = np.fft.rfft(white, axis=-1)  # (..., n // 2 + 1)
+    bins = np.arange(spectrum.shape[-1], dtype=np.float64)
+    bins[0] = np.inf  # no DC: a 1/f spectrum has none to give
+    spectrum *= bins ** (-exponent / 2)
+    return _float32(_unit_rms(np.fft.irfft(spectrum, n=n, axis=-1), "noise"))
+
+
+def noise(kind: str, shape: int | tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Unit-RMS `kind` noise ('white', 'pink' or 'brown') of shape `shape`."""
+    if kind not in NOISE_EXPONENTS:
+        raise ParameterError(f"unknown noise colour {kind!r}; choose one of: {', '.join(NOISE_EXPONENTS)}")
+    return colored_noise(shape, rng, exponent=NOISE_EXPONENTS[kind])
+
+
+def fit_length(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """A random stretch of `n` samples of 1-D `x`, looping `x` (from a random start) when it is shorter."""
+    x = np.asarray(x)
+    if x.ndim != 1 or len(x) == 0:
+        raise ParameterError(f"expected a non-empty 1-D waveform, got shape {x.shape}")
+    if len(x) >= n:
+        start = int(rng.integers(0, len(x) - n + 1))
+        return _float32(x[start : start + n])
+    return _float32(np.resize(np.roll(x, -int(rng.integers(0, len(x)))), n))
+
+
+def babble(streams: Sequence[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
+    """Several talkers at once: each 1-D stream brought to unit RMS, cut to `n` samples at a random place
+    (looped if short), summed and scaled to unit RMS; shape (n,). Pass speech the tested clip is not from."""
+    if not streams:
+        raise ParameterError("babble needs at least one talker's speech")
+    talkers = [_unit_rms(fit_length(s, n, rng).astype(np.float64), f"babble talker {i}") for i, s in enumerate(streams)]
+    return _float32(_unit_rms(np.sum(talkers, axis=0), "babble"))
+
+
+def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float | np.ndarray, *, offset: int = 0) -> np.ndarray:
+    """`speech` (..., n) added at sample `offset` into `noise` (..., m), m >= offset + n, the noise scaled so
+    that speech power / noise power = `snr_db`, both powers measured over the speech's own samples.
+
+    Returns (..., m): the noise before and after the speech stays (a lead-in and trail at the same level).
+    `snr_db` is a number or an array broadcasting to the batch shape (...).
+    """
+    speech, noise = np.asarray(speech, dtype=np.float64), np.asarray(noise, dtype=np.float64)
+    n, m = speech.shape[-1], noise.shape[-1]
+    if offset < 0 or offset + n > m or speech.shape[:-1] != noise.shape[:-1]:
+        raise ParameterError(
+            f"noise of shape {noise.shape} cannot hold speech of shape {speech.shape} at offset {offset}: "
+            "the batch shapes must match and the noise must be at least offset + n samples long"
+        )
+    snr = np.asarray(snr_db, dtype=np.float64)[..., None]  # (..., 1)
+    if not np.all(np.isfinite(snr)):
+        raise ParameterError(f"SNR must be a finite number of dB, got {snr_db!r}")
+    speech_power, noise_power = _power(speech), _power(noise[..., offset : offset + n])
+    if np.any(speech_power == 0) or np.any(noise_power == 0):
+        raise ParameterError("speech or noise is silent where they overlap: no SNR can be set")
+    mixed = noise * np.sqrt(speech_power / (noise_power * 10 ** (snr / 10)))
+    mixed[..., offset : offset + n] += speech
+    return _float32(mixed)
+
+
+def sabine_drr_db(t60: float, *, volume: float = 60.0, distance: float = 1.0) -> float:
+    """Direct-to-reverberant energy ratio (dB) at `distance` m from a talker in a room of `volume` m³ and
+    reverberation time `t60` s (diffuse field, Sabine: DRR = A / (16 π r²), A = 0.161 V / T60)."""
+    for value, name in ((t60, "t60"), (volume, "volume"), (distance, "distance")):
+        _positive(value, name)
+    absorption = 0.161 * volume / t60  # m² of open window
+    return 10 * math.log10(absorption / (16 * math.pi * distance**2))
+
+
+def synthetic_rir(
+    sr: int, t60: float, rng: np.random.Generator, *, drr_db: float, predelay: float = 0.003
+) -> np.ndarray:
+    """A room impulse response (L,), L = ceil(t60 * sr) + predelay: a direct path, then Gaussian noise
+    decaying by 60 dB in `t60` seconds from `predelay` on (the statistical late-reverberation model).
+
+    The tail carries 10**(-drr_db / 10) times the direct path's energy; the whole has unit energy,
+    so convolving keeps a clip's level roughly as it was.
+    """
+    _positive(sr, "sr")
+    _positive(t60, "t60")
+    if not math.isfinite(drr_db):
+        raise ParameterError(f"drr_db must be a finite number of dB, got {drr_db!r}")
+    start = round(predelay * sr)
+    t = np.arange(start, start + math.ceil(t60 * sr)) / sr
+    tail = rng.standard_normal(len(t)) * 10 ** (-3 * t / t60)  # amplitude falls 60 dB over t60
+    tail *= math.sqrt(10 ** (-drr_db / 10) / float(np.sum(tail**2)))
+    rir = np.concatenate([[1.0], np.zeros(max(start - 1, 0)), tail])
+    return _float32(rir / np.sqrt(np.sum(rir**2)))
+
+
+def convolve(y: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """`y` (..., n) convolved with the 1-D impulse response `rir` (L,) by FFT; (..., n + L - 1), the tail kept."""
+    y, rir = np.asarray(y, dtype=np.float64), np.asarray(rir, dtype=np.float64)
+    if rir.ndim != 1 or len(rir) == 0:
+        raise ParameterError(f"an impulse response must be a non-empty 1-D array, got shape {rir.shape}")
+    size = y.shape[-1] + len(rir) - 1
+    n_fft = 1 << (size - 1).bit_length()
+    out = np.fft.irfft(np.fft.rfft(y, n_fft, axis=-1) * np.fft.rfft(rir, n_fft), n_fft, axis=-1)
+    return _float32(out[..., :size])
+
+
+def reverberate(
+    y: np.ndarray, sr: int, t60: float, rng: np.random.Generator, *, drr_db: float | None = None
+) -> np.ndarray:
+    """`y` (..., n) as heard in a room with reverberation time `t60` s: (..., n + L - 1), L the response's length.
+
+    One synthetic impulse response (see `synthetic_rir`) for the whole batch; `drr_db` defaults to a 60 m³
+    room heard from 1 m (`sabine_drr_db`), so longer T60s are also more reverberant, as in real rooms.
+    """
+    drr = sabine_drr_db(t60) if drr_db is None else drr_db
+    return convolve(y, synthetic_rir(sr, t60, rng, drr_db=drr))
+
+
+def band_limit(y: np.ndarray, sr: int, *, low: float, high: float, transition: float = 100.0) -> np.ndarray:
+    """`y` (..., n) with everything below `low` Hz and above `high` Hz removed; same shape.
+
+    An FFT mask with raised-cosine edges `transition` Hz wide inside the band (a short kernel, so no long
+    ringing), applied to the clip zero-padded by 50 ms so nothing wraps round from its end to its start.
+    """
+    _positive(sr, "sr")
+    high = min(high, sr / 2)
+    if not (0 <= low < high - 2 * transition):
+        raise ParameterError(
+            f"band {low:g}-{high:g} Hz (at sr {sr} Hz) is empty or narrower than 2 x {transition:g} Hz"
+        )
+    y = np.asarray(y, dtype=np.float64)
+    n = y.shape[-1]
+    n_fft = n + round(0.05 * sr)
+    hz = np.fft.rfftfreq(n_fft, 1 / sr)
+    rise = np.clip((hz - low) / transition, 0, 1)
+    fall = np.clip((high - hz) / transition, 0, 1)
+    mask = np.sin(np.pi / 2 * rise) ** 2 * np.sin(np.pi / 2 * fall) ** 2
+    mask[(hz < low) | (hz > high)] = 0.0
+    if high >= sr / 2:  # no upper edge below Nyquist: keep the top
+        mask[hz >= low + transition] = 1.0
+    return _float32(np.fft.irfft(np.fft.rfft(y, n_fft, axis=-1) * mask, n_fft, axis=-1)[..., :n])
+
+
+def telephone(y: np.ndarray, sr: int) -> np.ndarray:
+    """`y` (..., n) through the telephone band, 300-3400 Hz; same shape."""
+    return band_limit(y, sr, low=TELEPHONE_BAND[0], high=TELEPHONE_BAND[1])
+
+
+def place_in_window(y: np.ndarray, sr: int, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """1-D `y` at a random place inside exactly `seconds` of silence, shape (round(seconds * sr),).
+
+    A clip longer than the window is cut to a random stretch of it, as a fixed-window recorder would.
+    """
+    _positive(seconds, "seconds")
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ParameterError(f"expected a 1-D waveform, got shape {y.shape}")
+    size = round(seconds * sr)
+    if len(y) >= size:
+        start = int(rng.integers(0, len(y) - size + 1))
+        return _float32(y[start : start + size])
+    out = np.zeros(size, dtype=np.float32)
+    start = int(rng.integers(0, size - len(y) + 1))
+    out[start : start + len(y)] = y
+    return out
