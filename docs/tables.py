@@ -94,15 +94,19 @@ def robust_seeds() -> str:
 
 def ablation() -> str:
     data = summary("ablation")
-    reference = next(row["mean"] for row in data["cells"] if row["label"] == "robust, one model")
+    reference = next((row["mean"] for row in data["cells"] if row["label"] == "robust, one model"), None)
     lines = ["| variant (one model unless noted) | loso mean | against one robust model | worst fold |"]
     lines.append("|---|---|---|---|")
     for row in data["cells"]:
         folds = {s: a for r in row["runs"] for s, a in r["folds"].items()}
         worst = min(folds, key=folds.__getitem__)
-        delta = f"{100 * (row['mean'] - reference):+.1f} points" if row["label"] != "robust, one model" else ""
+        delta = (
+            ""
+            if reference is None or row["label"] == "robust, one model"
+            else f"{100 * (row['mean'] - reference):+.1f} points"
+        )
         lines.append(f"| {row['label']} | {row['mean']:.3f} | {delta} | {worst} {folds[worst]:.3f} |")
-    return "\n".join([*lines, "", machine_line(data, "spoken-digits study ablation --workers 2")])
+    return "\n".join([*lines, "", machine_line(data, "spoken-digits study ablation")])
 
 
 def benchmarks() -> str:
@@ -149,7 +153,83 @@ def robustness() -> str:
     return "\n".join(lines)
 
 
+def report_tables(grid: str) -> list[list[dict[str, str]]]:
+    """The tables of a committed study report (`docs/findings/GRID/report.md`), as rows of {column: cell}."""
+    tables, current = [], []
+    for line in [*(ROOT / "docs" / "findings" / grid / "report.md").read_text().splitlines(), ""]:
+        if line.startswith("|"):
+            current.append([cell.strip() for cell in line.strip("|").split("|")])
+        elif current:
+            head, rows = current[0], current[2:]
+            tables.append([dict(zip(head, row, strict=True)) for row in rows])
+            current = []
+    return tables
+
+
+def _from_report(grid: str) -> str:
+    return (
+        f"*From `spoken-digits study {grid} --workers 2`, as its report `docs/findings/{grid}/report.md` gives it; "
+        "measured on this project's 2-core CPU, one torch thread per run, torch 2.13.0+cpu.*"
+    )
+
+
+def report_results(grid: str, columns: dict[str, str]) -> str:
+    """A study's results table, renamed columns only; timings left out (they were taken on a busy machine)."""
+    lines = ["| " + " | ".join(columns.values()) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row[c] for c in columns) + " |" for row in report_tables(grid)[0]]
+    return "\n".join([*lines, "", _from_report(grid)])
+
+
+def report_pivot(grid: str, rows: str, columns: str, title: str) -> str:
+    """A two-axis study as rows x columns of mean ± sd."""
+    cells = report_tables(grid)[0]
+    row_levels = list(dict.fromkeys(c[rows] for c in cells))
+    col_levels = list(dict.fromkeys(c[columns] for c in cells))
+    value = {(c[rows], c[columns]): c["accuracy (mean ± sd)"] for c in cells}
+    lines = [f"| {title} | " + " | ".join(f"{columns} {level}" for level in col_levels) + " |"]
+    lines.append("|---|" + "---|" * len(col_levels))
+    lines += [f"| {r} | " + " | ".join(value[(r, c)] for c in col_levels) + " |" for r in row_levels]
+    return "\n".join([*lines, "", _from_report(grid)])
+
+
+def report_speakers() -> str:
+    """`study speakers`: loso mean and each held-out speaker's accuracy per model."""
+    results, per_speaker = report_tables("speakers")[0], report_tables("speakers")[1]
+    means = {r["model"]: r["accuracy (mean ± sd)"].split(" ")[0] for r in results}
+    lines = ["| model | loso mean | " + " | ".join(SPEAKERS) + " |", "|---|---|" + "---|" * len(SPEAKERS)]
+    lines += [
+        f"| `{r['cell']}` | {means[r['cell']]} | " + " | ".join(r[s] for s in SPEAKERS) + " |" for r in per_speaker
+    ]
+    return "\n".join([*lines, "", _from_report("speakers")])
+
+
+def ablation_before_fixes() -> str:
+    """`study ablation` as run at commit f7a2ce9, before issue 16's BatchNorm and length-rule fixes."""
+    results, per_speaker = report_tables("ablation-f7a2ce9")[0], report_tables("ablation-f7a2ce9")[1]
+    worst = {r["cell"]: min(SPEAKERS, key=lambda s: float(r[s])) for r in per_speaker}
+    lines = ["| variant (one model unless noted) | loso mean | worst fold |", "|---|---|---|"]
+    for r in results:
+        fold = worst[r["variant"]]
+        row = next(p for p in per_speaker if p["cell"] == r["variant"])
+        lines.append(f"| {r['variant']} | {r['accuracy (mean ± sd)'].split(' ')[0]} | {fold} {row[fold]} |")
+    note = (
+        "*From `spoken-digits study ablation --workers 2` at commit f7a2ce9, as its report "
+        "`docs/findings/ablation-f7a2ce9/report.md` gives it; measured on this project's 2-core CPU, one torch "
+        "thread per run, torch 2.13.0+cpu, before BatchNorm counted only valid frames.*"
+    )
+    return "\n".join([*lines, "", note])
+
+
+ACCURACY = {"accuracy (mean ± sd)": "test accuracy (mean ± sd)", "95% CI": "95% CI"}
+
 TABLES: dict[str, Callable[[], str]] = {
+    "report-layout": lambda: report_results("layout", {"features": "features", "layout": "layout", **ACCURACY}),
+    "report-models": lambda: report_results("models", {"model": "model", **ACCURACY, "parameters": "parameters"}),
+    "report-speakers": report_speakers,
+    "report-features": lambda: report_results("features", {"scale": "scale", "length": "clip length", **ACCURACY}),
+    "report-optim": lambda: report_pivot("optim", "features", "lr", "features"),
+    "report-padding": lambda: report_pivot("padding", "scale", "pad", "scale"),
+    "ablation-f7a2ce9": ablation_before_fixes,
     "robustness": robustness,
     "presets-official": presets_official,
     "presets-loso": presets_loso,

@@ -183,8 +183,8 @@ BUILTIN: dict[str, Grid] = {
         base={"split.name": "loso", "model.params.members": 1},
         axes={
             "variant": {
-                "robust, one model": {},
                 "0.5 s crop, not whole clips": {"audio.duration": 0.5},
+                "robust, one model": {},
                 "no speed perturbation": {"augment.speed": 0.0},
                 "no deltas": {"features.deltas": False},
                 "40 log-mel bands, not 13 cepstra": {"features.n_mfcc": 0},
