@@ -29,7 +29,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
-	$(BIN)/python -m pip install -q -e ".[test,web,onnx]"
+	$(BIN)/python -m pip install -q -e ".[test,web,onnx,peer]"
 	touch $@
 
 train: install

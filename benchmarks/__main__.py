@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import end_to_end, features, inference, training
+from benchmarks import end_to_end, features, inference, realworld, training
 from benchmarks.common import Row
 from spoken_digits.atomic import write_json, write_text
 
@@ -50,6 +50,7 @@ def main() -> None:
         ("training", lambda: training.run(args.data, limit=limit, epochs=epochs)),
         ("end to end", lambda: end_to_end.run(args.data, epochs=2 if args.quick else 40)),
         ("inference", lambda: inference.run(args.data, repeats=20 if args.quick else 200)),
+        ("real recordings", lambda: realworld.run(args.data, epochs=2 if args.quick else 3, repeats=repeats * 4)),
     ):
         print(f"benchmark: {name} ...", flush=True)
         rows += step()

@@ -19,7 +19,7 @@ from spoken_digits.predict import OnnxPredictor, Predictor
 def run(data: str | None, *, repeats: int) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        train_run(preset("default"), out / "run", data=data, download=False)
+        train_run(preset("clean"), out / "run", data=data, download=False)
         export_onnx(out / "run" / "model.pt", out / "model.onnx")
         eager, onnx = Predictor.from_file(out / "run" / "model.pt"), OnnxPredictor(out / "model.onnx")
         files = paths(clips(data))

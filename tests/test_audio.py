@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import digit_tone
+from conftest import digit_voice
 from spoken_digits import checkpoint
 from spoken_digits.audio import batch, check_clip, fix_length, load, read_audio, speech_share, trim_silence
 from spoken_digits.config import AudioConfig, Pad
@@ -115,7 +115,7 @@ def test_fix_length_pads_and_cuts_at_the_end():
 
 
 def test_load_applies_trim_then_fixed_length(tmp_path):
-    y = np.concatenate([np.zeros(8000), digit_tone(5, seed=2)]).astype(np.float32)
+    y = np.concatenate([np.zeros(8000), digit_voice(5, seed=2)]).astype(np.float32)
     sf.write(tmp_path / "late.wav", y, 8000)
     kept = load(tmp_path / "late.wav", AudioConfig(duration=0.5, trim_db=40))
     cropped = load(tmp_path / "late.wav", AudioConfig(duration=0.5, trim_db=None))
@@ -206,7 +206,7 @@ def test_the_shortest_accepted_clip_is_a_tenth_of_a_second(tmp_path):
 def test_speech_over_a_hum_is_kept(tmp_path):
     """Only almost-no-speech is refused: a digit with a twentieth of the energy of the hum under it passes."""
     y = hum(1.0)
-    y[1000 : 1000 + len(digit_tone(4))] += 0.3 * digit_tone(4)
+    y[1000 : 1000 + len(digit_voice(4))] += 0.8 * digit_voice(4)
     assert 0.01 < speech_share(y, 8000) < 0.05
     sf.write(tmp_path / "hummy.wav", y, 8000)
     assert len(read_audio(tmp_path / "hummy.wav", 8000)) == 8000
@@ -234,7 +234,7 @@ def predictor(tmp_path_factory):
 
 def test_predict_files_answers_no_digit_for_a_hum_and_answers_the_rest(tmp_path, predictor):
     files = [tmp_path / n for n in ("digit.wav", "hum.wav", "click.wav", "dc.wav")]
-    sf.write(files[0], digit_tone(3), 8000)
+    sf.write(files[0], digit_voice(3), 8000)
     sf.write(files[1], hum(), 8000)
     sf.write(files[2], np.array([0.5]), 8000)
     sf.write(files[3], np.full(8000, 0.3), 8000)
@@ -247,8 +247,8 @@ def test_predict_files_answers_no_digit_for_a_hum_and_answers_the_rest(tmp_path,
 @pytest.mark.parametrize(
     ("waves", "message"),
     [
-        ([digit_tone(3), hum()], r"waves\[1\]: no speech found"),
-        ([digit_tone(3), digit_tone(5), np.array([0.5])], r"waves\[2\]: too short: 0\.000125 s"),
+        ([digit_voice(3), hum()], r"waves\[1\]: no speech found"),
+        ([digit_voice(3), digit_voice(5), np.array([0.5])], r"waves\[2\]: too short: 0\.000125 s"),
         ([np.full(8000, 0.2)], r"waves\[0\]: no speech found"),
         ([np.zeros(8000)], r"waves\[0\]: audio is silent"),
         ([np.array([0.1, np.nan] * 4000)], r"waves\[0\]: contains NaN or infinite samples"),
@@ -263,4 +263,4 @@ def test_probabilities_refuse_arrays_without_speech_naming_the_index(predictor, 
 def test_inspect_refuses_a_hum(predictor):
     with pytest.raises(AudioError, match="waveform: no speech found"):
         predictor.inspect(hum())
-    assert predictor.inspect(digit_tone(3)).probabilities.shape == (10,)
+    assert predictor.inspect(digit_voice(3)).probabilities.shape == (10,)

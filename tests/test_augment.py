@@ -1,4 +1,5 @@
-"""Batched augmentation: speed perturbation is resampling, masks stay inside clips, runs repeat."""
+"""Batched augmentation: speed is resampling, noise lands at its SNR, rooms, bands and clipping do what they say,
+masks stay inside clips, runs repeat."""
 
 from __future__ import annotations
 
@@ -7,10 +8,25 @@ import pytest
 import torch
 
 from spoken_digits import audio
-from spoken_digits.augment import Augmenter, mask_runs, speed_perturb
-from spoken_digits.config import AudioConfig, AugmentConfig, FeatureConfig, Pad
+from spoken_digits.augment import (
+    NOISE_KINDS,
+    REVERB_TAIL,
+    Augmenter,
+    add_context,
+    band_limit,
+    colored_noise,
+    mask_runs,
+    mix,
+    overdrive,
+    reverberate,
+    speed_perturb,
+)
+from spoken_digits.config import AudioConfig, AugmentConfig, FeatureConfig, Pad, RunConfig
 from spoken_digits.features import Featurizer, fix_lengths
+from spoken_digits.rooms import room_responses
 from spoken_digits.train import FeatureSet
+
+SR = 8000
 
 
 def test_speed_factor_one_is_the_identity_and_two_takes_every_other_sample():
@@ -78,3 +94,109 @@ def test_speed_perturbed_training_clips_get_the_evaluation_shape():
     evaluation, frames = featurizer(*fix_lengths(natural.x, natural.lengths, 4000))
     assert out.x.shape == evaluation.shape == (64, 16, 80)
     assert out.lengths.tolist() == frames.tolist() == [16] * 64
+
+
+def test_context_moves_each_word_into_silence_of_its_own_length():
+    waves, lengths = torch.ones(2, 5), torch.tensor([5, 3])
+    out, new = add_context(waves, lengths, torch.tensor([2, 0]), torch.tensor([1, 4]))
+    assert new.tolist() == [8, 7] and out.shape == (2, 8)
+    assert out[0].tolist() == [0, 0, 1, 1, 1, 1, 1, 0] and out[1].tolist() == [1, 1, 1, 0, 0, 0, 0, 0]
+
+
+def test_noise_is_mixed_at_the_snr_asked_measured_over_the_word():
+    g = torch.Generator().manual_seed(0)
+    canvas = torch.zeros(3, 3000)
+    canvas[:, 1000:2000] = torch.randn(3, 1000, generator=g)
+    lengths = torch.tensor([3000, 3000, 2500])
+    noise = colored_noise(3, 3000, 1.0, g)
+    snr = torch.tensor([0.0, 12.0, float("inf")], dtype=torch.float64)
+    mixed = mix(canvas, lengths, noise, snr, torch.tensor([1000] * 3), torch.tensor([1000] * 3))
+    added = mixed - canvas
+    word = slice(1000, 2000)
+    measured = 10 * torch.log10(canvas[:2, word].pow(2).mean(1) / added[:2, word].pow(2).mean(1))
+    torch.testing.assert_close(measured, torch.tensor([0.0, 12.0]), atol=1e-3, rtol=0)
+    assert added[:2, :1000].abs().sum() > 0  # the noise runs before the word too
+    assert torch.equal(mixed[2], canvas[2])  # infinite SNR: no noise
+
+
+def test_colored_noise_has_unit_rms_and_its_slope():
+    g = torch.Generator().manual_seed(0)
+    for exponent, octave_db in ((0.0, 0.0), (1.0, 3.0), (2.0, 6.0)):
+        x = colored_noise(64, 8000, exponent, g)
+        torch.testing.assert_close(x.pow(2).mean(1), torch.ones(64), atol=1e-4, rtol=0)
+        psd = torch.fft.rfft(x).abs().pow(2).mean(0)  # bin k is k Hz (8000 samples at 8 kHz)
+        drop = 10 * torch.log10(psd[900:1100].mean() / psd[1800:2200].mean())
+        assert abs(float(drop) - octave_db) < 0.5
+
+
+def test_rooms_reverberate_only_the_chosen_clips_and_add_a_tail():
+    waves, lengths = torch.randn(2, 800), torch.tensor([800, 600])
+    delta = torch.zeros(1, 100)
+    delta[0, 0] = 1.0
+    out, new = reverberate(waves, lengths, delta, torch.tensor([0, -1]), SR)
+    tail = round(REVERB_TAIL * SR)
+    assert new.tolist() == [800 + tail, 600] and out.shape == (2, 800 + tail)
+    torch.testing.assert_close(out[0, :800], waves[0], atol=1e-5, rtol=0)  # a direct path only: the same clip
+    assert torch.equal(out[1, :600], waves[1, :600]) and not out[1, 600:].any()
+
+
+def test_simulated_rooms_have_unit_energy_and_start_at_the_direct_path():
+    rooms = room_responses(SR)
+    assert rooms.shape[0] == 40 and np.allclose((rooms**2).sum(1), 1, atol=1e-4)
+    assert np.all(np.abs(rooms).argmax(1) <= round(0.002 * SR))
+
+
+def test_the_telephone_band_removes_a_hum_and_keeps_a_vowel_tone():
+    t = torch.arange(4000) / SR
+    hum, tone = torch.sin(2 * torch.pi * 100 * t), torch.sin(2 * torch.pi * 1000 * t)
+    out = band_limit(torch.stack([hum, tone, hum]), torch.tensor([True, True, False]), SR, 300.0, 3400.0)
+    middle = slice(500, 3500)
+    assert out[0, middle].pow(2).mean() < 1e-3 * hum[middle].pow(2).mean()  # -30 dB or more
+    torch.testing.assert_close(out[1, middle], tone[middle], atol=0.02, rtol=0)
+    assert torch.equal(out[2], hum)
+
+
+def test_overdrive_clips_the_chosen_clips_at_full_scale():
+    waves = torch.randn(2, 1000) * 0.1
+    out = overdrive(waves, torch.tensor([True, False]), torch.tensor([3.0, 3.0]))
+    assert out[0].abs().max() == 1.0 and (out[0].abs() == 1).float().mean() > 0.01
+    assert torch.equal(out[1], waves[1])
+
+
+def test_the_default_augmentation_repeats_and_keeps_every_clip_inside_its_length():
+    cfg = RunConfig()
+    featurizer = Featurizer(SR, cfg.features)
+    augment = Augmenter(cfg.augment, featurizer, cfg.audio)
+    g = torch.Generator().manual_seed(0)
+    batch = FeatureSet(torch.randn(16, 4000, generator=g) * 0.1, torch.randint(2000, 4001, (16,), generator=g),
+                       torch.zeros(16, dtype=torch.long))  # fmt: skip
+    a = augment(batch, torch.Generator().manual_seed(1))
+    b = augment(batch, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a.x, b.x)
+    assert torch.isfinite(a.x).all() and a.x.shape[2] == cfg.n_features
+    assert (a.lengths >= 1).all() and int(a.lengths.max()) <= a.x.shape[1]
+
+
+def test_noise_files_are_mixed_in_when_given():
+    cfg = AugmentConfig(noise=1.0, snr_min=0.0, snr_max=0.0)
+    featurizer = Featurizer(SR, RunConfig().features)
+    hum = np.sin(2 * np.pi * 48 * np.arange(SR) / SR).astype(np.float32)  # only the file has energy at 48 Hz
+    augment = Augmenter(cfg, featurizer, AudioConfig(duration=None, trim_db=None), noises=[hum])
+    kinds = torch.full((4,), len(NOISE_KINDS))
+    made = augment._noise(kinds, torch.randn(4, 2000), 2000, torch.Generator().manual_seed(0))
+    spectrum = torch.fft.rfft(made).abs().pow(2)  # bin k is 4k Hz for 2000 samples at 8 kHz
+    assert (spectrum[:, 12] / spectrum.sum(1) > 0.99).all()
+
+
+def test_the_augmenter_puts_about_its_share_of_clips_in_rooms_of_many_kinds():
+    augment = Augmenter(
+        AugmentConfig(reverb=0.5), Featurizer(SR, RunConfig().features), AudioConfig(duration=None, trim_db=None)
+    )
+    waves = torch.zeros(400, 1000)
+    waves[:, 0] = 1.0  # an impulse: each reverberated clip is its room's response
+    out = augment(FeatureSet(waves, torch.full((400,), 1000), torch.zeros(400, dtype=torch.long)),
+                  torch.Generator().manual_seed(0))  # fmt: skip
+    longer = out.lengths > out.lengths.min()  # a room adds REVERB_TAIL seconds of decay
+    assert 150 < int(longer.sum()) < 250  # about half the clips
+    rooms = {tuple(out.x[i, :20].round(decimals=2).flatten().tolist()) for i in range(400) if longer[i]}
+    assert len(rooms) > 20  # many different rooms, not one or two

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from spoken_digits import checkpoint
-from spoken_digits.config import RunConfig
+from spoken_digits.config import preset
 from spoken_digits.errors import CheckpointError
 from spoken_digits.features import Featurizer
 from spoken_digits.models import create_model
@@ -17,7 +17,7 @@ from spoken_digits.predict import Predictor
 
 
 def make_checkpoint() -> checkpoint.Checkpoint:
-    cfg = RunConfig()
+    cfg = preset("clean")
     featurizer = Featurizer(cfg.audio.sr, cfg.features)
     featurizer.standardizer.mean.fill_(-40.0)
     model = create_model("seed_lstm", n_features=80, n_classes=10)

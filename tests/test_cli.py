@@ -13,7 +13,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from conftest import digit_tone
+from conftest import digit_voice
 from spoken_digits.cli import build_parser, main
 
 
@@ -29,9 +29,52 @@ OUTPUTS = {"metrics.json", "model.pt", "config.json", "log.csv", "confusion.png"
 def trained(synthetic_fsdd, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     assert (
-        train(synthetic_fsdd, out, "--split", "random", "--epochs", "12", "--model", "gru", "--param", "hidden=32") == 0
-    )
+        train(synthetic_fsdd, out, "--preset", "clean", "--split", "random", "--epochs", "12", "--model", "gru",
+              "--param", "hidden=32") == 0
+    )  # fmt: skip
     return out
+
+
+@pytest.fixture(scope="module")
+def trained_default(synthetic_fsdd, tmp_path_factory):
+    """The default preset (speech detector, multi-condition training) on the synthetic voices."""
+    out = tmp_path_factory.mktemp("default")
+    assert train(synthetic_fsdd, out, "--split", "random", "--epochs", "12") == 0
+    return out
+
+
+def test_the_default_model_hears_the_word_in_a_long_quiet_noisy_recording(trained_default, tmp_path, capsys):
+    metrics = json.loads((trained_default / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.8
+    rng = np.random.default_rng(0)
+    files = []
+    for digit in (2, 7):
+        y = 0.003 * rng.standard_normal(3 * 8000).astype(np.float32)  # 3 s of a noise floor
+        voice = digit_voice(digit, seed=4242 + digit, speaker=1)
+        y[13000 : 13000 + len(voice)] += voice
+        files.append(tmp_path / f"{digit}_long.wav")
+        sf.write(files[-1], 0.01 * y, 8000)  # and 40 dB quieter
+    assert main(["predict", str(trained_default / "model.pt"), *map(str, files), "--json"]) == 0
+    answers = json.loads(capsys.readouterr().out)
+    assert [a["digit"] for a in answers] == ["2", "7"] and not any("warnings" in a for a in answers)
+
+
+def test_the_default_model_finds_no_speech_in_noise_or_a_tone_and_warns_on_two_words(trained_default, tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    t = np.arange(2 * 8000) / 8000
+    inputs = {
+        "fan.wav": 0.05 * rng.standard_normal(2 * 8000),
+        "tone.wav": 0.3 * np.sin(2 * np.pi * 440 * t),
+        "two.wav": np.concatenate([digit_voice(3, seed=1), np.zeros(4000), 0.5 * digit_voice(8, seed=2)]),
+    }
+    for name, y in inputs.items():
+        sf.write(tmp_path / name, y.astype(np.float32), 8000)
+    files = [str(tmp_path / name) for name in inputs]
+    assert main(["predict", str(trained_default / "model.pt"), *files, "--json"]) == 1
+    answers = json.loads(capsys.readouterr().out)
+    assert [a.get("digit") for a in answers[:2]] == [None, None]
+    assert all("no speech found" in a["error"] and a["file"] in a["error"] for a in answers[:2])
+    assert answers[2]["digit"] is not None and "2 separate stretches of speech" in answers[2]["warnings"][0]
 
 
 def test_train_writes_every_output(trained):
@@ -50,7 +93,7 @@ def test_train_writes_every_output(trained):
 
 
 def test_predict_any_rate_depth_and_channels(trained, tmp_path, capsys):
-    y = digit_tone(6, seed=123456)
+    y = digit_voice(6, seed=123456)
     hi = soxr.resample(y, 8000, 48000)
     stereo = np.stack([hi, 0.7 * hi], axis=1) * 0.5
     sf.write(tmp_path / "six_48k.wav", np.concatenate([np.zeros((24000, 2)), stereo]), 48000, subtype="PCM_24")
@@ -64,11 +107,11 @@ def test_predict_any_rate_depth_and_channels(trained, tmp_path, capsys):
 
 
 def test_predict_warns_about_clipping_and_speech_the_crop_cuts(trained, tmp_path, capsys):
-    loud = np.clip(8 * digit_tone(4, seed=5), -1, 1)
-    three = np.concatenate([digit_tone(1, seed=6), digit_tone(2, seed=7), digit_tone(3, seed=8)])
+    loud = np.clip(8 * digit_voice(4, seed=5), -1, 1)
+    three = np.concatenate([digit_voice(1, seed=6), digit_voice(2, seed=7), digit_voice(3, seed=8)])
     sf.write(tmp_path / "loud.wav", loud, 8000)
     sf.write(tmp_path / "three.wav", three, 8000)
-    sf.write(tmp_path / "clean.wav", digit_tone(5, seed=9), 8000)
+    sf.write(tmp_path / "clean.wav", digit_voice(5, seed=9), 8000)
     files = [str(tmp_path / n) for n in ("loud.wav", "three.wav", "clean.wav")]
     assert main(["predict", str(trained / "model.pt"), *files, "--json"]) == 0
     answers = json.loads(capsys.readouterr().out)
@@ -79,7 +122,7 @@ def test_predict_warns_about_clipping_and_speech_the_crop_cuts(trained, tmp_path
 
 def test_predict_reports_bad_files_and_answers_the_rest(trained, tmp_path, capsys):
     good = tmp_path / "good.wav"
-    sf.write(good, digit_tone(2, seed=99), 8000)
+    sf.write(good, digit_voice(2, seed=99), 8000)
     (tmp_path / "bad.wav").write_bytes(b"not audio")
     sf.write(tmp_path / "quiet.wav", np.zeros(4000), 8000)
     files = [str(good), str(tmp_path / "bad.wav"), str(tmp_path / "quiet.wav"), str(tmp_path / "gone.wav")]
@@ -151,6 +194,8 @@ def test_the_robust_preset_trains_and_evaluate_reproduces_its_score(synthetic_fs
 
 def test_options_reach_the_saved_config(synthetic_fsdd, tmp_path):
     options = [
+        "--preset",
+        "clean",
         "--epochs",
         "1",
         "--trim-db",
@@ -185,13 +230,15 @@ def test_seed_preset_is_the_seeds_pipeline(synthetic_fsdd, tmp_path):
     assert train(synthetic_fsdd, tmp_path, "--preset", "seed", "--epochs", "1") == 0
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["features"]["scale"] == "power" and config["features"]["standardize"] is False
-    assert config["audio"] == {"sr": 8000, "duration": 0.5, "trim_db": None, "max_duration": 30.0, "pad": "end"}
+    assert config["audio"] == {
+        "sr": 8000, "duration": 0.5, "trim_db": None, "vad": False, "max_duration": 30.0, "pad": "end"
+    }  # fmt: skip
     assert config["model"]["name"] == "seed_lstm" and config["train"]["lr"] == 1e-3
     assert config["train"]["adam_eps"] == 1e-7 and config["train"]["patience"] == 0  # Keras' Adam, no early stop
 
 
 def test_all_split_trains_without_a_test_set(synthetic_fsdd, tmp_path, capsys):
-    assert train(synthetic_fsdd, tmp_path, "--split", "all", "--epochs", "1") == 0
+    assert train(synthetic_fsdd, tmp_path, "--preset", "clean", "--split", "all", "--epochs", "1") == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["test_accuracy"] is None and metrics["n_train"] + metrics["n_val"] == 240
     assert np.array(metrics["val_confusion"]).sum() == metrics["n_val"] and (tmp_path / "confusion.png").exists()
@@ -258,9 +305,10 @@ def test_help_prints_the_values_each_preset_uses():
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     text = " ".join(subparsers.choices["train"].format_help().split())
     assert "None" not in text
-    assert "(default: official)" in text and "(default: adam 0.001; --preset robust: adamw 0.002)" in text
-    assert "(default: seed_lstm; --preset robust: conv1d)" in text and "robust: members=3" in text
-    assert "(default: 40; --preset seed: 0)" in text and "(default: 40; --preset robust: 20)" in text
+    assert "(default: official)" in text and "(default: adamw 0.002; --preset clean: adam 0.001; seed: adam" in text
+    assert "(default: conv1d; --preset clean: seed_lstm; seed: seed_lstm)" in text and "robust: members=3" in text
+    assert "(default: the detector; --preset clean: 40; seed: 0; robust: 40)" in text
+    assert "(default: 20; --preset clean: 40; seed: 40)" in text
 
 
 def test_another_model_does_not_inherit_the_presets_hyper_parameters():
@@ -288,7 +336,7 @@ def test_diagnose_refuses_options_it_would_ignore(capsys, argv, message):
 
 
 def test_diagnose_arrays_uses_param_without_model(tmp_path, monkeypatch):
-    """--param reaches the diagnosed model even when --model is left at the default (seed_lstm)."""
+    """--param reaches the diagnosed model even when --model is left at the default (conv1d)."""
     from spoken_digits import diagnose
 
     rng = np.random.default_rng(0)
@@ -302,7 +350,7 @@ def test_diagnose_arrays_uses_param_without_model(tmp_path, monkeypatch):
     monkeypatch.setattr(diagnose, "diagnose_arrays", fake)
     with pytest.raises(SystemExit):
         main(["diagnose", "--data", str(tmp_path / "x.npz"), "--param", "hidden=7"])
-    assert seen["model"].rnn.hidden_size == 7
+    assert seen["model"].convs[0].out_channels == 7
 
 
 def test_resume_under_torchrun_takes_backend_and_gpu_from_the_saved_run(tmp_path, monkeypatch):
@@ -332,3 +380,20 @@ def test_resume_under_torchrun_takes_backend_and_gpu_from_the_saved_run(tmp_path
 def test_models_lists_the_registry(capsys):
     assert main(["models"]) == 0
     assert capsys.readouterr().out.split("\n")[0].startswith("seed_lstm")
+
+
+def test_trim_db_replaces_the_speech_detector():
+    assert _config().audio.vad and _config().audio.trim_db is None
+    trimmed = _config("--trim-db", "30").audio
+    assert trimmed.trim_db == 30 and not trimmed.vad
+
+
+def test_noise_dir_reaches_training_and_needs_a_preset_with_noise(synthetic_fsdd, tmp_path, capsys):
+    noises = tmp_path / "noises"
+    noises.mkdir()
+    sf.write(noises / "fan.flac", 0.1 * np.random.default_rng(0).standard_normal(8000), 8000)
+    assert train(synthetic_fsdd, tmp_path / "run", "--epochs", "1", "--noise-dir", str(noises)) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["augment"]["noise_dir"] == str(noises.resolve()) and config["augment"]["noise"] > 0
+    assert train(synthetic_fsdd, tmp_path / "clean", "--preset", "clean", "--noise-dir", str(noises)) == 2
+    assert "noise_dir needs noise > 0" in capsys.readouterr().err

@@ -6,7 +6,17 @@ import dataclasses
 
 import pytest
 
-from spoken_digits.config import PRESETS, AudioConfig, FeatureConfig, RunConfig, Scale, preset
+from spoken_digits.config import (
+    PRESETS,
+    AudioConfig,
+    AugmentConfig,
+    FeatureConfig,
+    ModelConfig,
+    RunConfig,
+    Scale,
+    TrainConfig,
+    preset,
+)
 from spoken_digits.errors import ParameterError
 
 
@@ -37,22 +47,45 @@ def test_bad_values_are_refused_when_a_config_is_read_back():
         RunConfig.from_dict(data)
 
 
-def test_the_dataclass_defaults_are_the_default_preset():
+def test_run_config_defaults_are_the_default_preset_and_each_parts_defaults_the_clean_one():
     assert RunConfig() == preset("default") and RunConfig().preset == "default"
-    assert RunConfig().audio.trim_db == 40.0  # the default preset trims silence before the crop
+    assert RunConfig().audio.vad and RunConfig().audio.trim_db is None  # the speech detector finds the word
+    assert RunConfig().augment.noise > 0 and RunConfig().augment.reverb > 0  # trained in noise and rooms
+    clean = preset("clean")
+    parts = (AudioConfig(), FeatureConfig(), ModelConfig(), TrainConfig(), AugmentConfig())
+    assert (clean.audio, clean.features, clean.model, clean.train, clean.augment) == parts
+    assert clean.audio.trim_db == 40.0 and not clean.augment.active
 
 
-def test_the_seed_preset_differs_from_the_default_only_where_the_seed_did():
-    seed, default = preset("seed"), preset("default")
-    assert seed.audio == dataclasses.replace(default.audio, trim_db=None)
-    assert seed.features == dataclasses.replace(default.features, scale=Scale.POWER, standardize=False)
-    assert seed.train == dataclasses.replace(default.train, patience=0, adam_eps=1e-7)
-    assert (seed.model, seed.split, seed.augment) == (default.model, default.split, default.augment)
+def test_a_config_saved_before_the_detector_existed_reads_back_with_the_trim():
+    data = preset("clean").to_dict()
+    del data["audio"]["vad"], data["augment"]["noise"]  # as written by earlier versions
+    assert RunConfig.from_dict(data) == preset("clean")
+
+
+def test_the_seed_preset_differs_from_the_clean_one_only_where_the_seed_did():
+    seed, clean = preset("seed"), preset("clean")
+    assert seed.audio == dataclasses.replace(clean.audio, trim_db=None)
+    assert seed.features == dataclasses.replace(clean.features, scale=Scale.POWER, standardize=False)
+    assert seed.train == dataclasses.replace(clean.train, patience=0, adam_eps=1e-7)
+    assert (seed.model, seed.split, seed.augment) == (clean.model, clean.split, clean.augment)
+
+
+def test_augmentation_shares_and_ranges_are_checked():
+    for kwargs, message in [
+        ({"noise": 1.5}, "noise is a share of clips"),
+        ({"reverb": -0.1}, "reverb is a share of clips"),
+        ({"snr_min": 10, "snr_max": 5}, "snr_min <= snr_max"),
+        ({"context": 3}, "context must be in"),
+        ({"noise_dir": "noise/"}, "noise_dir needs noise > 0"),
+    ]:
+        with pytest.raises(ParameterError, match=message):
+            AugmentConfig(**kwargs)
 
 
 def test_every_preset_is_labelled_with_its_own_name():
     assert all(cfg.preset == name for name, cfg in PRESETS.items())
-    with pytest.raises(ParameterError, match="unknown preset 'fast'; choose one of: default, seed, robust"):
+    with pytest.raises(ParameterError, match="unknown preset 'fast'; choose one of: default, clean, seed, robust"):
         preset("fast")
 
 

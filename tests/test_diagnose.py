@@ -120,8 +120,8 @@ def test_the_cli_reads_a_keras_history_and_rejects_bad_inputs(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def healthy(fsdd_root):
-    """The default pipeline's training arrays (official split): standardised log-mel, (N, 16, 80)."""
-    return pipeline_arrays(preset("default"), data=fsdd_root, download=False)
+    """The clean pipeline's training arrays (official split): standardised log-mel, (N, 16, 80)."""
+    return pipeline_arrays(preset("clean"), data=fsdd_root, download=False)
 
 
 class SoftmaxOutput(nn.Module):
@@ -191,8 +191,8 @@ def test_the_top_finding_names_the_injected_fault(fault, healthy, fsdd_root):
 
 
 @pytest.mark.fsdd
-def test_the_healthy_default_pipeline_gets_a_clean_bill(fsdd_root):
-    result = diagnose_run(preset("default"), data=fsdd_root, download=False)
+def test_the_healthy_clean_pipeline_gets_a_clean_bill(fsdd_root):
+    result = diagnose_run(preset("clean"), data=fsdd_root, download=False)
     assert result.healthy, result.render()
     assert {"probe", "lr_range", "time_axis", "feature_scale"} <= set(result.codes())
 

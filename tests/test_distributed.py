@@ -56,7 +56,7 @@ def test_the_cli_trains_under_torchrun(synthetic_fsdd, tmp_path):
         pytest.fail("torchrun is installed with torch and must be next to the interpreter")
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    options = ["--data", str(synthetic_fsdd), "--epochs", "8", "--patience", "0", "--no-download"]
+    options = ["--data", str(synthetic_fsdd), "--preset", "clean", "--epochs", "8", "--patience", "0", "--no-download"]
     argv = [torchrun, "--nproc-per-node", "2", "--master-port", "29531", "-m", "spoken_digits", "train"]
     run = subprocess.run([*argv, *options, "--out", str(out)], capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]

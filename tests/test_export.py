@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import digit_tone
+from conftest import digit_voice
 from spoken_digits import checkpoint
 from spoken_digits.cli import main
 from spoken_digits.config import SplitConfig
@@ -53,7 +53,7 @@ def test_predictions_from_onnx_equal_the_checkpoints(exported, tmp_path, capsys)
     files = []
     for digit in (2, 7):
         files.append(tmp_path / f"{digit}.wav")
-        sf.write(files[-1], digit_tone(digit, sr=16000, seconds=0.45), 16000)  # another rate: resampled first
+        sf.write(files[-1], digit_voice(digit, sr=16000, seconds=0.45), 16000)  # another rate: resampled first
     torch_answers = Predictor.from_file(exported / "model.pt").predict_files(files)
     onnx_answers = load_predictor(exported / "model.onnx").predict_files(files)
     for a, b in zip(torch_answers, onnx_answers, strict=True):
@@ -77,7 +77,7 @@ def test_the_onnx_predictor_is_a_full_predictor(exported):
     assert isinstance(onnx, OnnxPredictor)
     assert (onnx.config, onnx.classes, onnx.info) == (eager.config, eager.classes, eager.info)
     assert onnx.info["fold"] == checkpoint.load(exported / "model.pt").info["fold"]
-    wave = digit_tone(4, seed=11)
+    wave = digit_voice(4, seed=11)
     expected, seen = eager.inspect(wave), onnx.inspect(wave)
     assert seen.features is None and expected.features is not None
     np.testing.assert_allclose(seen.probabilities, expected.probabilities, atol=1e-5)

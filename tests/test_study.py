@@ -17,7 +17,7 @@ from spoken_digits.studyreport import render
 
 GRID = """
 name = "tiny"
-preset = "default"
+preset = "clean"
 seeds = 2
 description = "two models x two seeds"
 base = {"train.epochs" = 2, "train.patience" = 0}

@@ -1,4 +1,4 @@
-"""Audio in: read any file soundfile can, mix to mono, resample (soxr), trim silence, fix length.
+"""Audio in: read any file soundfile can, mix to mono, resample (soxr), find the word, fix length.
 
 Every problem with a file is raised as `AudioError` with the file's name and the problem in one line.
 Audio that cannot hold a spoken digit (too short, silent, no energy where speech is) is refused
@@ -20,6 +20,7 @@ import soundfile as sf
 import soxr
 import torch
 
+from spoken_digits import endpoint
 from spoken_digits.config import AudioConfig, Pad
 from spoken_digits.errors import AudioError
 
@@ -152,19 +153,30 @@ def trim_silence(y: np.ndarray, sr: int, top_db: float) -> np.ndarray:
     return y[starts[loud[0]] : starts[loud[-1]] + frame]
 
 
-def check_clip(y: np.ndarray, cfg: AudioConfig) -> list[str]:
-    """Warnings about a mono clip at cfg.sr that the model may hear wrongly (clipped, cut by the crop).
+def check_clip(y: np.ndarray, cfg: AudioConfig, segment: endpoint.Segment | None = None) -> list[str]:
+    """Warnings about a mono clip at cfg.sr that the model may hear wrongly (clipped, cut by the crop,
+    more than one word); `segment` is the detector's find in it, when the model uses the detector.
 
-    The crop warning measures what the model is given: the sound kept by cfg.trim_db, or the whole file.
+    The crop warning measures what the model is given: the word found, the sound kept by cfg.trim_db,
+    or the whole file.
     """
     notes = []
     clipped = float(np.mean(np.abs(y) >= 0.999))
     if clipped > 0.001:
         notes.append(f"{100 * clipped:.1f}% of samples are clipped at full scale; record at a lower level")
+    if segment is not None and segment.runs > 1:
+        notes.append(
+            f"{segment.runs} separate stretches of speech: the model hears only the loudest "
+            f"({max(segment.start, 0) / cfg.sr:.2f}-{min(segment.end, len(y)) / cfg.sr:.2f} s); give one digit per clip"
+        )
     if cfg.n_samples is not None:
-        sound = len(y) if cfg.trim_db is None else len(trim_silence(y, cfg.sr, cfg.trim_db))  # what the crop sees
+        if segment is not None:
+            sound, where = segment.end - segment.start, "of the word found"
+        elif cfg.trim_db is not None:
+            sound, where = len(trim_silence(y, cfg.sr, cfg.trim_db)), "after trimming silence"
+        else:
+            sound, where = len(y), "of the file"
         if sound > 1.5 * cfg.n_samples:
-            where = "of the file" if cfg.trim_db is None else "after trimming silence"
             notes.append(
                 f"{sound / cfg.sr:.1f} s of sound, but the model hears only the first {cfg.duration:g} s "
                 f"{where}: the rest is cut off"
@@ -179,18 +191,57 @@ def fix_length(y: np.ndarray, n: int, *, pad: Pad = Pad.END) -> np.ndarray:
     return np.pad(y, (0, n - len(y)) if pad is Pad.END else (n - len(y), 0))
 
 
-def prepare(y: np.ndarray, cfg: AudioConfig) -> np.ndarray:
-    """Apply the config's silence trim and length rule to one mono waveform at cfg.sr."""
-    if cfg.trim_db is not None:
-        y = trim_silence(y, cfg.sr, cfg.trim_db)
-    if cfg.n_samples is not None:
-        y = fix_length(y, cfg.n_samples, pad=cfg.pad)
-    return y
+def prepare(y: np.ndarray, cfg: AudioConfig, *, name: str = "waveform") -> np.ndarray:
+    """Apply the config's endpointing (detector or trim) and length rule to one mono waveform at cfg.sr."""
+    result = prepare_all([y], cfg, names=[name])[0]
+    if isinstance(result, AudioError):
+        raise result
+    return result
+
+
+def prepare_all(
+    waves: Sequence[np.ndarray],
+    cfg: AudioConfig,
+    *,
+    names: Sequence[str],
+    found: Sequence[endpoint.Segment | None] | None = None,
+) -> list[np.ndarray | AudioError]:
+    """`prepare` for many clips (the detector runs on them in batches): each clip's model waveform, or
+    an AudioError naming it (names[i]) where the detector finds no speech. `found`: the detector's
+    segments when the caller already has them (`find_words`)."""
+    if found is None:
+        found = find_words(waves, cfg)
+    out: list[np.ndarray | AudioError] = []
+    for y, segment, name in zip(waves, found, names, strict=True):
+        if cfg.vad and segment is None:
+            out.append(AudioError(f"{name}: no speech found (the speech detector heard no voice)"))
+            continue
+        if segment is not None:  # silence where the segment's margins reach past the clip
+            y = np.pad(y[max(segment.start, 0) : segment.end], (max(-segment.start, 0), max(segment.end - len(y), 0)))
+        elif cfg.trim_db is not None:
+            y = trim_silence(y, cfg.sr, cfg.trim_db)
+        out.append(y if cfg.n_samples is None else fix_length(y, cfg.n_samples, pad=cfg.pad))
+    return out
+
+
+def find_words(waves: Sequence[np.ndarray], cfg: AudioConfig) -> list[endpoint.Segment | None]:
+    """The detector's word in each clip when the config uses it; all None otherwise."""
+    return endpoint.find_words(waves, cfg.sr) if cfg.vad else [None] * len(waves)
 
 
 def load(path: str | os.PathLike[str], cfg: AudioConfig) -> np.ndarray:
     """Read one file and prepare it as `cfg` says: the single path from file to model waveform."""
-    return prepare(read_audio(path, cfg.sr, max_duration=cfg.max_duration), cfg)
+    return prepare(read_audio(path, cfg.sr, max_duration=cfg.max_duration), cfg, name=str(path))
+
+
+def load_all(paths: Sequence[str | os.PathLike[str]], cfg: AudioConfig) -> list[np.ndarray]:
+    """`load` for many files, the detector batched; the first unusable file raises AudioError."""
+    waves = [read_audio(p, cfg.sr, max_duration=cfg.max_duration) for p in paths]
+    prepared = prepare_all(waves, cfg, names=[str(p) for p in paths])
+    for result in prepared:
+        if isinstance(result, AudioError):
+            raise result
+    return prepared  # type: ignore[return-value]  # no AudioError left
 
 
 def batch(waves: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:

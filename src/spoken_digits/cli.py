@@ -59,9 +59,11 @@ def _config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--preset",
         choices=list(PRESETS),
-        help="default: the seed's pipeline done right (log-mel dB, standardised, silence trimmed); seed: the "
-        "seed's pipeline exactly (raw mel power, no standardisation); robust: for voices the model never "
-        "heard (cepstra with per-clip normalisation, speed perturbation, an ensemble of conv1d) (default: default)",
+        help="default: for real recordings (a speech detector finds the word; trained in noise, rooms, the "
+        "telephone band); clean: the seed's pipeline done right, for clean tightly cut clips (log-mel dB, "
+        "standardised, silence trimmed); seed: the seed's pipeline exactly (raw mel power, no "
+        "standardisation); robust: for clean clips of voices the model never heard (an ensemble of conv1d) "
+        "(default: default)",
     )
     p.add_argument(
         "--model",
@@ -98,8 +100,8 @@ def _config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--trim-db",
         type=float,
-        help="trim leading/trailing audio quieter than this many dB below the peak; 0 = no trimming "
-        f"({_by_preset(lambda c: c.audio.trim_db or 0)})",
+        help="trim leading/trailing audio quieter than this many dB below the peak, in place of the speech "
+        f"detector; 0 = no trimming ({_by_preset(lambda c: 'the detector' if c.audio.vad else c.audio.trim_db or 0)})",
     )
     p.add_argument(
         "--scale",
@@ -143,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--device",
         help="torch device for training, e.g. cpu, cuda or cuda:1; features are computed on it too "
         f"({_by_preset(lambda c: c.train.device)})",
+    )
+    t.add_argument(
+        "--noise-dir",
+        metavar="DIR",
+        help="a folder of noise recordings (any format) mixed into training clips beside the generated noise, "
+        "at the preset's SNRs; keep it apart from any noise you test with (needs a preset with noise: the default)",
     )
     t.add_argument("--out", type=Path, help="output folder (default: runs/PRESET-MODEL-SPLIT-sSEED)")
     t.add_argument(

@@ -39,10 +39,14 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         if v is not None
     }
     audio: dict[str, Any] = {} if args.duration is None else {"duration": args.duration or None}
-    if args.trim_db is not None:
-        audio["trim_db"] = args.trim_db or None
+    if args.trim_db is not None:  # the peak-relative trim (or none) in place of the speech detector
+        audio |= {"trim_db": args.trim_db or None, "vad": False}
+    augment = cfg.augment
+    if getattr(args, "noise_dir", None) is not None:
+        augment = dataclasses.replace(augment, noise_dir=str(Path(args.noise_dir).resolve()))
     return dataclasses.replace(
         cfg,
+        augment=augment,
         audio=dataclasses.replace(cfg.audio, **audio),
         features=dataclasses.replace(cfg.features, **({"scale": args.scale} if args.scale else {})),
         model=dataclasses.replace(cfg.model, name=name, params=params),

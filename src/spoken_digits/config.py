@@ -1,8 +1,11 @@
 """Typed run configuration and the named presets.
 
-The dataclass defaults are the default preset (`RunConfig()` is `preset("default")`): the seed's
-0.5 s clips, 512/256/80 mel settings, LSTM and Adam 1e-3, with the fixes that make it learn
-(log-mel in dB, standardised, silence trimmed, early stopping). Other presets say what they change.
+`RunConfig()` is the default preset (`preset("default")`): a model for real recordings, which finds
+the word with a speech detector and trains on it in noise, rooms and bands it may meet (DEFAULT_*
+below). Each part's own dataclass defaults (`AudioConfig()`, `FeatureConfig()`, ...) are the clean
+preset: the seed's 0.5 s clips, 512/256/80 mel settings, LSTM and Adam 1e-3, with the fixes that
+make it learn (log-mel in dB, standardised, silence trimmed, early stopping); a config saved
+before a field existed reads back with that field's plain default. Other presets say what they change.
 A run's whole configuration is one `RunConfig`; it is printed, saved as `config.json` and stored
 in the checkpoint, so `predict` rebuilds exactly the features a model was trained on.
 """
@@ -63,6 +66,24 @@ def _check(ok: bool, message: str) -> None:
         raise ParameterError(message)
 
 
+def _enum(kind: type[StrEnum], value: object, what: str) -> Any:
+    try:
+        return kind(str(value))
+    except ValueError:
+        valid = ", ".join(m.value for m in kind)
+        raise ParameterError(f"unknown {what} {value!r}; choose one of: {valid}") from None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, StrEnum):
+        return value.value
+    return value
+
+
 @dataclass(frozen=True)
 class AudioConfig:
     """How a file becomes a waveform: rate, silence trimming and length rule."""
@@ -70,6 +91,7 @@ class AudioConfig:
     sr: int = 8000  # FSDD's rate
     duration: float | None = 0.5  # seconds to zero-pad/trim to, the seed's; None keeps true lengths
     trim_db: float | None = 40.0  # trim edges quieter than this many dB below the peak (the seed: None)
+    vad: bool = False  # find the word with the speech detector (endpoint.py) instead; needs trim_db None
     max_duration: float = 30.0  # longest audio read from a file, in seconds (caps memory)
     pad: Pad = Pad.END
 
@@ -78,6 +100,10 @@ class AudioConfig:
         _check(1000 <= self.sr <= 192_000, f"sr must be in 1000..192000 Hz, got {self.sr}")
         _check(self.duration is None or self.duration > 0, f"duration must be > 0 s or None, got {self.duration}")
         _check(self.trim_db is None or self.trim_db > 0, f"trim_db must be > 0 dB or None, got {self.trim_db}")
+        _check(
+            not (self.vad and self.trim_db is not None),
+            f"the speech detector (vad) finds the word itself: trim_db must be None, got {self.trim_db}",
+        )
         _check(self.max_duration > 0, f"max_duration must be > 0 s, got {self.max_duration}")
 
     @property
@@ -163,19 +189,47 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """On-the-fly training augmentation (never at evaluation); all off by default."""
+    """On-the-fly training augmentation (never at evaluation); all off by default.
+
+    The shares (noise, reverb, band, clipping) are the chance that a training clip gets that change.
+    """
 
     speed: float = 0.0  # play each training clip 1 +- up to this fraction faster (0.1: 0.9x..1.1x)
     time_mask: int = 0  # blank one run of up to this many frames per clip
     band_mask: int = 0  # blank one run of up to this many bands (or cepstra) per clip
+    reverb: float = 0.0  # share heard in a simulated room (rooms.py: T60 0.15-1.0 s)
+    context: float = 0.0  # up to this many seconds of extra audio before and after the word, each side
+    noise: float = 0.0  # share mixed with noise: white, pink, brown, babble of other training clips, noise_dir files
+    snr_min: float = 0.0  # dB: the noise's signal-to-noise ratio is drawn uniformly from snr_min..snr_max
+    snr_max: float = 30.0
+    noise_dir: str | None = None  # a folder of noise recordings to mix in as well (never the test's noise)
+    band: float = 0.0  # share passed through the telephone band (300-3400 Hz)
+    clipping: float = 0.0  # share overdriven: scaled 1.5-4x past full scale and clipped
 
     def __post_init__(self) -> None:
         _check(0 <= self.speed < 0.5, f"speed must be in [0, 0.5), got {self.speed}")
         _check(self.time_mask >= 0 and self.band_mask >= 0, "mask widths must be >= 0")
+        for name in ("reverb", "noise", "band", "clipping"):
+            _check(0 <= getattr(self, name) <= 1, f"{name} is a share of clips: in [0, 1], got {getattr(self, name)}")
+        _check(0 <= self.context <= 2, f"context must be in [0, 2] s, got {self.context}")
+        _check(
+            -20 <= self.snr_min <= self.snr_max <= 60,
+            f"need -20 <= snr_min <= snr_max <= 60 dB, got {self.snr_min}..{self.snr_max}",
+        )
+        _check(self.noise_dir is None or self.noise > 0, "noise_dir needs noise > 0 (the share of noisy clips)")
 
     @property
     def active(self) -> bool:
-        return bool(self.speed or self.time_mask or self.band_mask)
+        return bool(
+            self.speed
+            or self.time_mask
+            or self.band_mask
+            or self.reverb
+            or self.context
+            or self.noise
+            or self.band
+            or self.clipping
+        )
 
 
 @dataclass(frozen=True)
@@ -195,17 +249,42 @@ class SplitConfig:
         )
 
 
+# The default preset, part by part. The word as the speech detector finds it, whole (no crop);
+# 13 cepstra of 40 mel bands at a 10 ms hop, each clip normalised by its own statistics (CMVN, so
+# the level does not matter) plus deltas; a 1-D conv net; AdamW with a one-cycle schedule and label
+# smoothing for a fixed 20 epochs; and every training clip heard as a microphone might hear it:
+# 0.9-1.1x speed, a simulated room (50%), up to 0.3 s of extra audio each side (what the detector's
+# segment holds beyond the word), noise at -5 to 30 dB SNR (80%: white, pink, brown, and twice as
+# often babble of other training clips), the telephone band (10%), clipping (5%).
+DEFAULT_AUDIO = AudioConfig(duration=None, trim_db=None, vad=True)
+DEFAULT_FEATURES = FeatureConfig(
+    n_fft=256, hop_length=80, n_mels=40, n_mfcc=13, cmvn=True, deltas=True, standardize=False
+)
+DEFAULT_MODEL = ModelConfig(name="conv1d")
+DEFAULT_TRAIN = TrainConfig(
+    epochs=20,
+    lr=2e-3,
+    weight_decay=1e-2,
+    optimizer=Optimizer.ADAMW,
+    schedule=Schedule.ONECYCLE,
+    label_smoothing=0.1,
+    patience=0,  # no early stopping: a validation score on the training speakers flatters
+    val_fraction=0.0,
+)
+DEFAULT_AUGMENT = AugmentConfig(speed=0.1, reverb=0.5, context=0.3, noise=0.8, snr_min=-5.0, band=0.1, clipping=0.05)
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything one training run depends on."""
+    """Everything one training run depends on; `RunConfig()` is the default preset."""
 
     preset: str = "default"
-    audio: AudioConfig = field(default_factory=AudioConfig)
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    audio: AudioConfig = field(default_factory=lambda: DEFAULT_AUDIO)
+    features: FeatureConfig = field(default_factory=lambda: DEFAULT_FEATURES)
+    model: ModelConfig = field(default_factory=lambda: DEFAULT_MODEL)
+    train: TrainConfig = field(default_factory=lambda: DEFAULT_TRAIN)
     split: SplitConfig = field(default_factory=SplitConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment: AugmentConfig = field(default_factory=lambda: DEFAULT_AUGMENT)
 
     def __post_init__(self) -> None:
         _check(
@@ -250,56 +329,39 @@ class RunConfig:
         return cls(**kwargs)
 
 
-def _enum(kind: type[StrEnum], value: object, what: str) -> Any:
-    try:
-        return kind(str(value))
-    except ValueError:
-        valid = ", ".join(m.value for m in kind)
-        raise ParameterError(f"unknown {what} {value!r}; choose one of: {valid}") from None
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, StrEnum):
-        return value.value
-    return value
-
+# The clean preset: every part's own dataclass defaults.
+CLEAN = RunConfig(
+    preset="clean",
+    audio=AudioConfig(),
+    features=FeatureConfig(),
+    model=ModelConfig(),
+    train=TrainConfig(),
+    augment=AugmentConfig(),
+)
 
 PRESETS: dict[str, RunConfig] = {
-    # The same pipeline done right: log-mel in dB per clip, standardised on training statistics,
-    # and leading/trailing silence trimmed before the 0.5 s crop so the crop keeps the speech.
+    # For real recordings: the speech detector finds the word, and training hears it in noise,
+    # rooms, bands and clipping (DEFAULT_* above).
     "default": RunConfig(),
+    # The seed's pipeline done right, for clean, tightly cut clips: log-mel in dB per clip,
+    # standardised on training statistics, leading/trailing silence trimmed before the 0.5 s crop.
+    "clean": CLEAN,
     # The seed's pipeline exactly as written: raw mel power, 0.5 s crop, seed_lstm, Adam 1e-3.
-    "seed": RunConfig(
+    "seed": dataclasses.replace(
+        CLEAN,
         preset="seed",
         audio=AudioConfig(trim_db=None),
         features=FeatureConfig(scale=Scale.POWER, standardize=False),
         train=TrainConfig(patience=0, adam_eps=1e-7),  # Keras: no early stopping, Adam epsilon 1e-7
     ),
-    # Speaker-independent: whole trimmed clips, 13 cepstra of 40 mel bands at a 10 ms hop, each clip
-    # normalised by its own statistics (CMVN) plus deltas, speed perturbation, an ensemble of three
-    # 1-D conv nets, AdamW with a one-cycle schedule and label smoothing; a fixed 20-epoch schedule
-    # (no early stopping on training speakers, whose validation score flatters).
+    # Speaker-independent on clean clips: whole trimmed clips, the default's features and schedule,
+    # speed perturbation only, an ensemble of three 1-D conv nets.
     "robust": RunConfig(
         preset="robust",
         audio=AudioConfig(duration=None, trim_db=40.0),
-        features=FeatureConfig(
-            n_fft=256, hop_length=80, n_mels=40, n_mfcc=13, cmvn=True, deltas=True, standardize=False
-        ),
+        features=DEFAULT_FEATURES,
         model=ModelConfig(name="conv1d", params={"members": 3}),
-        train=TrainConfig(
-            epochs=20,
-            lr=2e-3,
-            weight_decay=1e-2,
-            optimizer=Optimizer.ADAMW,
-            schedule=Schedule.ONECYCLE,
-            label_smoothing=0.1,
-            patience=0,
-            val_fraction=0.0,
-        ),
+        train=DEFAULT_TRAIN,
         augment=AugmentConfig(speed=0.1),
     ),
 }

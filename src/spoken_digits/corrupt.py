@@ -8,10 +8,15 @@ repeats exactly under the same seed. Used by the robustness benchmark and by mul
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+import soxr
 
+from spoken_digits import audio
 from spoken_digits.errors import ParameterError
 
 NOISE_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # noise power spectral density ∝ 1 / f**exponent
@@ -218,3 +223,32 @@ def place_in_window(y: np.ndarray, sr: int, seconds: float, rng: np.random.Gener
     start = int(rng.integers(0, size - len(y) + 1))
     out[start : start + len(y)] = y
     return out
+
+
+def read_noise_dir(folder: str | os.PathLike[str], sr: int) -> list[np.ndarray]:
+    """Every audio file in `folder` (any format soundfile reads) as float32 mono at `sr` Hz, shape (samples,).
+
+    Not through `audio.read_audio`: noise need not sound like speech (a rumble has no speech-band energy).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ParameterError(f"--noise-dir {folder}: not a folder")
+    suffixes = {f".{ext.lower()}" for ext in sf.available_formats()} | {".oga", ".opus"}
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+    if not files:
+        raise ParameterError(f"--noise-dir {folder}: no audio files ({', '.join(sorted(suffixes))})")
+    noises = []
+    for path in files:
+        try:
+            info = sf.info(path)
+            if info.frames * info.channels > audio.MAX_SAMPLES:
+                raise ParameterError(f"--noise-dir: {path}: over {audio.MAX_SAMPLES} samples; cut it shorter")
+            data, rate = sf.read(path, dtype="float32", always_2d=True)  # (samples, channels)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise ParameterError(f"--noise-dir: {path}: cannot be read as audio ({exc})") from None
+        y = data.mean(axis=1)
+        y = y if rate == sr else soxr.resample(y, rate, sr, quality="HQ").astype(np.float32)
+        if len(y) < 2 or not np.all(np.isfinite(y)) or not np.any(y):
+            raise ParameterError(f"--noise-dir: {path}: empty, silent or not finite; it cannot be used as noise")
+        noises.append(y)
+    return noises

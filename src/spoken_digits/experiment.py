@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from spoken_digits import audio, checkpoint, fsdd
+from spoken_digits import audio, checkpoint, corrupt, fsdd
 from spoken_digits.atomic import folder_lock, write_json, write_text
 from spoken_digits.augment import Augmenter
 from spoken_digits.config import AudioConfig, RunConfig, SplitConfig, SplitName
@@ -58,9 +58,10 @@ class Corpus:
 
 
 def load_corpus(clips: list[fsdd.Clip], cfg: RunConfig) -> Corpus:
-    """Read and silence-trim every clip; the length rule comes later (`Corpus.fixed`, or after augmentation)."""
+    """Read every clip and find its word (detector or trim); the length rule comes later
+    (`Corpus.fixed`, or after augmentation)."""
     natural = dataclasses.replace(cfg.audio, duration=None)
-    waves, lengths = audio.batch([audio.load(c.path, natural) for c in clips])
+    waves, lengths = audio.batch(audio.load_all([c.path for c in clips], natural))
     labels = torch.tensor([c.digit for c in clips], dtype=torch.long)
     return Corpus(clips, waves, lengths, labels, np.array([c.speaker for c in clips]), cfg.audio)
 
@@ -110,7 +111,8 @@ def train_fold(
     resume = state.training(fold.name) if state is not None else None
     augment, train_set = None, data.subset(fit_idx)
     if cfg.augment.active:  # train from waveforms, featurised batch by batch after augmentation
-        augment = Augmenter(cfg.augment, featurizer.to(check_device(cfg.train.device)), cfg.audio)
+        noises = corrupt.read_noise_dir(cfg.augment.noise_dir, cfg.audio.sr) if cfg.augment.noise_dir else ()
+        augment = Augmenter(cfg.augment, featurizer.to(check_device(cfg.train.device)), cfg.audio, noises=noises)
         train_set = FeatureSet(corpus.waves, corpus.lengths, labels).subset(fit_idx)
     result = fit(
         model,

@@ -108,10 +108,11 @@ def _seeds(n: int) -> tuple[int, ...]:
 BUILTIN: dict[str, Grid] = {
     "layout": Grid(
         "layout",
+        preset="clean",
         description="Q1: the seed's (time=16, features=80) transpose against the axes swapped (80 steps of 16) "
         "and a reshape instead of a transpose; seed_lstm, official split, raw power and log-mel",
         axes={
-            "features": {"raw power (seed)": {"preset": "seed"}, "log-mel (default)": {}},
+            "features": {"raw power (seed)": {"preset": "seed"}, "log-mel (clean)": {}},
             "layout": {
                 "time-major": {},
                 "swapped": {"features.layout": "swapped"},
@@ -121,6 +122,7 @@ BUILTIN: dict[str, Grid] = {
     ),
     "features": Grid(
         "features",
+        preset="clean",
         description="Feature scaling and length: raw power, dB, dB standardised, MFCC; 0.5 s crop or full length",
         axes={
             "scale": {
@@ -134,6 +136,7 @@ BUILTIN: dict[str, Grid] = {
     ),
     "padding": Grid(
         "padding",
+        preset="clean",
         description="Zero padding at the end or the start of the 0.5 s window, read by seed_lstm's last state "
         "(no silence trimming, so short clips are mostly padding)",
         base={"audio.trim_db": None},
@@ -144,11 +147,13 @@ BUILTIN: dict[str, Grid] = {
     ),
     "models": Grid(
         "models",
+        preset="clean",
         description="Q2: every registered model on the official split (test speakers also in training)",
         axes={"model": {name: {"model.name": name} for name in MODELS}},
     ),
     "speakers": Grid(
         "speakers",
+        preset="clean",
         description="Q2 for new voices: every registered model, leave one speaker out (six folds per run)",
         base={"split.name": "loso"},
         axes={"model": {name: {"model.name": name} for name in MODELS}},
@@ -156,13 +161,14 @@ BUILTIN: dict[str, Grid] = {
     ),
     "presets": Grid(
         "presets",
-        description="README: the seed preset, the default preset and its variants, every model; official split",
+        preset="clean",
+        description="README: the seed preset, the clean preset and its variants, every model; official split",
         axes={
             "run": {
                 "seed preset": {"preset": "seed"},
-                "default, no silence trim": {"audio.trim_db": None},
-                "default": {},
-                "default, whole clips": {"audio.duration": None},
+                "clean, no silence trim": {"audio.trim_db": None},
+                "clean": {},
+                "clean, whole clips": {"audio.duration": None},
                 **{name: {"model.name": name} for name in ("lstm", "gru", "bilstm", "cnn", "crnn")},
             }
         },
@@ -170,9 +176,16 @@ BUILTIN: dict[str, Grid] = {
     ),
     "presets-loso": Grid(
         "presets-loso",
-        description="README: the three presets on leave-one-speaker-out (voices the model never heard)",
+        description="README: the presets on leave-one-speaker-out (voices the model never heard)",
         base={"split.name": "loso"},
-        axes={"preset": {"seed": {"preset": "seed"}, "default": {}, "robust": {"preset": "robust"}}},
+        axes={
+            "preset": {
+                "seed": {"preset": "seed"},
+                "clean": {"preset": "clean"},
+                "robust": {"preset": "robust"},
+                "default": {},
+            }
+        },
         seeds=_seeds(3),
     ),
     "ablation": Grid(
@@ -191,16 +204,17 @@ BUILTIN: dict[str, Grid] = {
                 "band standardisation, not CMVN": {"features.cmvn": False, "features.standardize": True},
                 "seed_lstm, not conv1d": {"model.name": "seed_lstm"},
                 "robust: an ensemble of three": {"model.params.members": 3},
-                "default preset (reference)": {"preset": "default"},
+                "clean preset (reference)": {"preset": "clean"},
             }
         },
         seeds=_seeds(1),
     ),
     "optim": Grid(
         "optim",
+        preset="clean",
         description="Learning rates 1e-4..1e-1 for seed_lstm on raw power and on log-mel",
         axes={
-            "features": {"raw power (seed)": {"preset": "seed"}, "log-mel (default)": {}},
+            "features": {"raw power (seed)": {"preset": "seed"}, "log-mel (clean)": {}},
             "lr": {f"{lr:g}": {"train.lr": lr} for lr in (1e-4, 1e-3, 1e-2, 1e-1)},
         },
         seeds=_seeds(3),

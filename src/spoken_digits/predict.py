@@ -94,17 +94,49 @@ class BasePredictor(ABC):
         """Class probabilities (N, n_classes) of mono waveforms already at the model's rate.
 
         Raises AudioError naming the index (`waves[i]`) of a waveform that cannot hold a digit
-        (too short, silent, no speech-band energy). Each gets the model's trim and length rule first.
+        (too short, silent, no speech-band energy, no voice found). Each gets the model's endpointing
+        (detector or trim) and length rule first.
         """
         arrays = [np.asarray(w, dtype=np.float32) for w in waves]
         for i, y in enumerate(arrays):
             audio.require_speech(y, self.audio_cfg.sr, name=f"waves[{i}]")
         return self._probabilities(arrays, batch_size)
 
-    @torch.no_grad()
     def _probabilities(self, waves: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
-        """`probabilities` of waveforms already checked."""
-        prepared = [audio.prepare(w, self.audio_cfg) for w in waves]
+        """`probabilities` of waveforms already checked; AudioError where the detector finds no speech."""
+        prepared = []
+        for result in audio.prepare_all(waves, self.audio_cfg, names=[f"waves[{i}]" for i in range(len(waves))]):
+            if isinstance(result, AudioError):
+                raise result
+            prepared.append(result)
+        return self._model_probabilities(prepared, batch_size)
+
+    def each_probabilities(
+        self, waves: Sequence[np.ndarray], *, names: Sequence[str] | None = None
+    ) -> list[np.ndarray | AudioError]:
+        """Per waveform (mono, the model's rate): its class probabilities, or the AudioError that refuses it
+        (labelled names[i], default `waves[i]`); one bad clip does not stop the others."""
+        names = [f"waves[{i}]" for i in range(len(waves))] if names is None else names
+        results: list[np.ndarray | AudioError] = []
+        for y, name in zip(waves, names, strict=True):
+            try:
+                audio.require_speech(y, self.audio_cfg.sr, name=name)
+                results.append(np.asarray(y, dtype=np.float32))
+            except AudioError as exc:
+                results.append(exc)
+        ok = [i for i, r in enumerate(results) if not isinstance(r, AudioError)]
+        prepared = audio.prepare_all([results[i] for i in ok], self.audio_cfg, names=[names[i] for i in ok])  # type: ignore[misc]
+        for i, result in zip(ok, prepared, strict=True):
+            results[i] = result
+        usable = [i for i in ok if not isinstance(results[i], AudioError)]
+        if usable:
+            for i, probs in zip(usable, self._model_probabilities([results[i] for i in usable]), strict=True):  # type: ignore[misc]
+                results[i] = probs
+        return results
+
+    @torch.no_grad()
+    def _model_probabilities(self, prepared: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (N, n_classes) of waveforms already endpointed and cut to length."""
         out = []
         for start in range(0, len(prepared), batch_size):
             x, lengths = audio.batch(prepared[start : start + batch_size])
@@ -115,7 +147,11 @@ class BasePredictor(ABC):
         """Probabilities and model input of one mono waveform at the model's rate (AudioError if it holds no digit)."""
         y = np.asarray(wave, dtype=np.float32)
         audio.require_speech(y, self.audio_cfg.sr, name="waveform")
-        x, lengths = audio.batch([audio.prepare(y, self.audio_cfg)])
+        found = audio.find_words([y], self.audio_cfg)
+        prepared = audio.prepare_all([y], self.audio_cfg, names=["waveform"], found=found)[0]
+        if isinstance(prepared, AudioError):
+            raise prepared
+        x, lengths = audio.batch([prepared])
         peak, rms = float(np.abs(y).max()), float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))
         return Inspection(
             probabilities=torch.softmax(self.logits(x, lengths), dim=1)[0].numpy(),
@@ -123,7 +159,7 @@ class BasePredictor(ABC):
             seconds=len(y) / self.audio_cfg.sr,
             peak_dbfs=20 * np.log10(max(peak, 1e-10)),
             rms_dbfs=20 * np.log10(max(rms, 1e-10)),
-            warnings=tuple(audio.check_clip(y, self.audio_cfg)),
+            warnings=tuple(audio.check_clip(y, self.audio_cfg, found[0])),
         )
 
     def predict_files(self, paths: Sequence[str | os.PathLike[str]]) -> list[Prediction]:
@@ -137,13 +173,19 @@ class BasePredictor(ABC):
                 readable.append(i)
             except AudioError as exc:
                 results[i] = Prediction(str(path), error=str(exc))
-        if waves:
-            for i, wave, probs in zip(readable, waves, self._probabilities(waves), strict=True):
+        found = audio.find_words(waves, self.audio_cfg)
+        prepared = audio.prepare_all(waves, self.audio_cfg, names=[str(paths[i]) for i in readable], found=found)
+        usable = [k for k, result in enumerate(prepared) if not isinstance(result, AudioError)]
+        for k, result in enumerate(prepared):
+            if isinstance(result, AudioError):
+                results[readable[k]] = Prediction(str(paths[readable[k]]), error=str(result))
+        if usable:
+            batch = [prepared[k] for k in usable]
+            for k, probs in zip(usable, self._model_probabilities(batch), strict=True):  # type: ignore[arg-type]
                 best = int(probs.argmax())
-                notes = tuple(audio.check_clip(wave, self.audio_cfg))
-                results[i] = Prediction(
-                    str(paths[i]), self.classes[best], float(probs[best]), tuple(float(p) for p in probs), None, notes
-                )
+                notes = tuple(audio.check_clip(waves[k], self.audio_cfg, found[k]))
+                label, confidence, every = self.classes[best], float(probs[best]), tuple(float(p) for p in probs)
+                results[readable[k]] = Prediction(str(paths[readable[k]]), label, confidence, every, None, notes)
         return results
 
 
@@ -180,16 +222,16 @@ class OnnxPredictor(BasePredictor):
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        try:
-            import onnxruntime
-        except ImportError:
-            raise ParameterError("ONNX models need the onnx extra: pip install 'spoken-digits[onnx]'") from None
+        import onnxruntime  # a base dependency (it runs the speech detector too)
+
         if not os.path.isfile(path):
             raise CheckpointError(f"{path}: no such ONNX model file")
+        threads = torch.get_num_threads()  # ONNX Runtime's options set the process's OpenMP threads
         try:
             options = onnxruntime.SessionOptions()
             options.log_severity_level = 3
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            torch.set_num_threads(threads)
             meta = self.session.get_modelmeta().custom_metadata_map
             config = RunConfig.from_dict(json.loads(meta["spoken_digits_config"]))
             classes = [str(c) for c in json.loads(meta["classes"])]

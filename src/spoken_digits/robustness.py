@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
-import soxr
 
 from spoken_digits import audio, corrupt, fsdd
 from spoken_digits.atomic import atomic_path, write_json, write_text
@@ -103,35 +101,6 @@ def babble_talkers(
     return chosen
 
 
-def read_noise_dir(folder: str | os.PathLike[str], sr: int) -> list[np.ndarray]:
-    """Every audio file in `folder` (any format soundfile reads) as float32 mono at `sr` Hz, shape (samples,).
-
-    Not through `audio.read_audio`: noise need not sound like speech (a rumble has no speech-band energy).
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ParameterError(f"--noise-dir {folder}: not a folder")
-    suffixes = {f".{ext.lower()}" for ext in sf.available_formats()} | {".oga", ".opus"}
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
-    if not files:
-        raise ParameterError(f"--noise-dir {folder}: no audio files ({', '.join(sorted(suffixes))})")
-    noises = []
-    for path in files:
-        try:
-            info = sf.info(path)
-            if info.frames * info.channels > audio.MAX_SAMPLES:
-                raise ParameterError(f"--noise-dir: {path}: over {audio.MAX_SAMPLES} samples; cut it shorter")
-            data, rate = sf.read(path, dtype="float32", always_2d=True)  # (samples, channels)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise ParameterError(f"--noise-dir: {path}: cannot be read as audio ({exc})") from None
-        y = data.mean(axis=1)
-        y = y if rate == sr else soxr.resample(y, rate, sr, quality="HQ").astype(np.float32)
-        if len(y) < 2 or not np.all(np.isfinite(y)) or not np.any(y):
-            raise ParameterError(f"--noise-dir: {path}: empty, silent or not finite; it cannot be used as noise")
-        noises.append(y)
-    return noises
-
-
 class Corrupter:
     """Applies conditions to clips at rate `sr`; reads (and keeps) the training clips babble is made of."""
 
@@ -197,32 +166,28 @@ def stratified_subset(clips: Sequence[fsdd.Clip], limit: int, *, seed: int) -> l
 
 def predicted_labels(predictor: BasePredictor, waves: Sequence[np.ndarray]) -> tuple[list[str | None], int]:
     """The model's label for each waveform, None where it refuses the clip (too short, no speech); and the refusals."""
-
-    def label(y: np.ndarray) -> str | None:
-        try:
-            return predictor.classes[int(predictor.probabilities([y])[0].argmax())]
-        except AudioError:
-            return None
-
-    def usable(y: np.ndarray) -> bool:
-        try:
-            audio.require_speech(y, predictor.config.audio.sr, name="clip")
-        except AudioError:
-            return False
-        return True
-
-    labels: list[str | None] = [None] * len(waves)
-    accepted = [i for i, y in enumerate(waves) if usable(y)]
-    if not accepted:
-        return labels, len(labels)
-    try:  # one batched call for all the clips that pass the predictor's own checks
-        probs = predictor.probabilities([waves[i] for i in accepted])
-        for i, p in zip(accepted, probs, strict=True):
-            labels[i] = predictor.classes[int(np.argmax(p))]
-    except AudioError:  # a predictor stricter than require_speech: ask clip by clip
-        for i in accepted:
-            labels[i] = label(waves[i])
+    labels: list[str | None] = []
+    for result in predictor.each_probabilities(waves):
+        labels.append(None if isinstance(result, AudioError) else predictor.classes[int(np.argmax(result))])
     return labels, labels.count(None)
+
+
+def tested_clips(
+    predictor: BasePredictor, clips: Sequence[fsdd.Clip], split: SplitConfig, *, seed: int, limit: int | None
+) -> list[tuple[fsdd.Clip, list[fsdd.Clip]]]:
+    """The test clips of `split` (or a seeded, digit-balanced `limit` of them), each with its fold's training
+    clips (what babble is made of); warns when the model was trained on some of them."""
+    tested: list[tuple[fsdd.Clip, list[fsdd.Clip]]] = []
+    folds = make_folds(list(clips), split, seed=predictor.config.train.seed)
+    for fold in folds:
+        pool = [clips[i] for i in fold.train]
+        tested += [(clips[i], pool) for i in fold.test]
+    if not tested:
+        raise ParameterError("the 'all' split has no test clips; choose official, random or loso")
+    warn_on_overlap(predictor.config, predictor.info.get("fold"), list(clips), np.concatenate([f.test for f in folds]))
+    if limit is not None and limit < len(tested):
+        tested = [tested[i] for i in stratified_subset([c for c, _ in tested], limit, seed=seed)]
+    return tested
 
 
 def run_benchmark(
@@ -245,16 +210,7 @@ def run_benchmark(
     if any(c.kind == "noisedir" for c in conditions) and not noise_files:
         raise ParameterError("the noisedir conditions need noise files (--noise-dir)")
     sr = predictor.config.audio.sr
-    tested: list[tuple[fsdd.Clip, list[fsdd.Clip]]] = []
-    folds = make_folds(clips, split, seed=predictor.config.train.seed)
-    for fold in folds:
-        pool = [clips[i] for i in fold.train]
-        tested += [(clips[i], pool) for i in fold.test]
-    if not tested:
-        raise ParameterError("the 'all' split has no test clips; choose official, random or loso")
-    warn_on_overlap(predictor.config, predictor.info.get("fold"), list(clips), np.concatenate([f.test for f in folds]))
-    if limit is not None and limit < len(tested):
-        tested = [tested[i] for i in stratified_subset([c for c, _ in tested], limit, seed=seed)]
+    tested = tested_clips(predictor, clips, split, seed=seed, limit=limit)
     waves = [audio.read_audio(c.path, sr, max_duration=predictor.config.audio.max_duration) for c, _ in tested]
     corrupter = Corrupter(sr, seed, noise_files=noise_files)
     rows = []
@@ -292,7 +248,7 @@ def benchmark_model(
     if limit is not None and limit < 1:
         raise ParameterError(f"--limit must be at least 1, got {limit}")
     predictor = load_predictor(model, device=str(check_device(device)))
-    noise_files = read_noise_dir(noise_dir, predictor.config.audio.sr) if noise_dir is not None else ()
+    noise_files = corrupt.read_noise_dir(noise_dir, predictor.config.audio.sr) if noise_dir is not None else ()
     clips = fsdd.index(fsdd.locate(data, download=download))
     split = split or SplitConfig()
     from spoken_digits.experiment import machine
