@@ -178,7 +178,7 @@ def robustness() -> str:
         f"{runs[0]['split']} test clips, MODEL being `spoken-digits train --seed S` for S = "
         f"{', '.join(s.split('-s')[-1] for s in seeds)} ({', '.join(seeds)}), and the clean preset's seed-0 run "
         f"of `study presets` (clean); pocketsphinx {peer['pocketsphinx']['version']} with a digit grammar on the "
-        f"same corrupted clips, from `python -m benchmarks.peer` (peer). Measured on: "
+        f"same corrupted clips, from `python -m benchmarks.peer` (peer); measured on: "
         f"{describe_machine(runs[0].get('machine'))}.*",
     ]
     return "\n".join(lines)
@@ -229,10 +229,13 @@ def robustness_steps() -> str:
     lines = [head, "|---|" + "---|" * len(STEP_COLUMNS)]
     before = {c["condition"]: c["accuracy"] for c in _robustness_file("clean")["conditions"]}
     lines.append("| clean preset (before) | " + " | ".join(f"{before[c]:.3f}" for c in STEP_COLUMNS) + " |")
+    machines: dict[str, list[str]] = {}
     for name, what in STEPS.items():
         path = ROBUSTNESS / "steps" / f"{name}.json"
         if path.exists():
-            acc = {c["condition"]: c["accuracy"] for c in json.loads(path.read_text())["conditions"]}
+            data = json.loads(path.read_text())
+            machines.setdefault(_describe(data), []).append(name)
+            acc = {c["condition"]: c["accuracy"] for c in data["conditions"]}
             lines.append(f"| {name}: {what} | " + " | ".join(f"{acc[c]:.3f}" for c in STEP_COLUMNS) + " |")
     return "\n".join(
         [
@@ -241,7 +244,9 @@ def robustness_steps() -> str:
             "*From `spoken-digits robustness MODEL --seed 0` on the 300 official test clips; "
             "each MODEL a seed-0 `train` run of the code at that step (docs/findings/robustness/steps/). In steps "
             "A-E a bug (fixed in F, and tested) put every training clip in one of two simulated rooms, instead of "
-            "the stated share in 40 rooms.*",
+            "the stated share in 40 rooms; measured on: "
+            + "; ".join(f"{where} ({', '.join(names)})" for where, names in machines.items())
+            + ".*",
         ]
     )
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from benchmarks import peer
 
-from spoken_digits import audio, fsdd
+from spoken_digits import audio, fsdd, robustness
 from spoken_digits.config import RunConfig, SplitConfig
-from spoken_digits.robustness import Corrupter, select_conditions, tested_clips
+from spoken_digits.robustness import Corrupter, select_conditions
 
 
 class Always3:
@@ -27,7 +27,7 @@ def test_digit_grammar_hears_clean_clips_and_both_score_the_same_clips(fsdd_root
     pytest.importorskip("pocketsphinx")
     ours, sphinx = Always3(), peer.Sphinx()
     clips = fsdd.index(fsdd.recordings_dir(fsdd_root))
-    tested = tested_clips(ours, clips, SplitConfig(), seed=0, limit=20)
+    tested = robustness.tested_clips(ours, clips, SplitConfig(), seed=0, limit=20)
     assert sorted(c.digit for c, _ in tested) == sorted(2 * list(range(10))) and all(c.take < 5 for c, _ in tested)
     waves = [audio.read_audio(c.path, 8000) for c, _ in tested]
     labels, refused = sphinx.labels(waves, 8000)
