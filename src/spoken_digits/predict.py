@@ -124,13 +124,15 @@ class BasePredictor(ABC):
                 results.append(np.asarray(y, dtype=np.float32))
             except AudioError as exc:
                 results.append(exc)
-        ok = [i for i, r in enumerate(results) if not isinstance(r, AudioError)]
-        prepared = audio.prepare_all([results[i] for i in ok], self.audio_cfg, names=[names[i] for i in ok])  # type: ignore[misc]
-        for i, result in zip(ok, prepared, strict=True):
-            results[i] = result
-        usable = [i for i in ok if not isinstance(results[i], AudioError)]
-        if usable:
-            for i, probs in zip(usable, self._model_probabilities([results[i] for i in usable]), strict=True):  # type: ignore[misc]
+        kept = [i for i, r in enumerate(results) if isinstance(r, np.ndarray)]
+        clips = [r for r in results if isinstance(r, np.ndarray)]
+        found = audio.prepare_all(clips, self.audio_cfg, names=[names[i] for i in kept])
+        for i, result in zip(kept, found, strict=True):
+            results[i] = result  # the word found, cut to length; or "no speech found"
+        kept = [i for i, r in enumerate(results) if isinstance(r, np.ndarray)]
+        prepared = [r for r in results if isinstance(r, np.ndarray)]
+        if prepared:
+            for i, probs in zip(kept, self._model_probabilities(prepared), strict=True):
                 results[i] = probs
         return results
 
