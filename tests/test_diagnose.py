@@ -198,6 +198,12 @@ def test_the_healthy_clean_pipeline_gets_a_clean_bill(fsdd_root):
 
 
 @pytest.mark.fsdd
+def test_the_default_real_recordings_pipeline_gets_a_clean_bill_too(fsdd_root):
+    result = diagnose_run(preset("default"), data=fsdd_root, download=False)
+    assert result.healthy, result.render()
+
+
+@pytest.mark.fsdd
 def test_the_seed_preset_is_told_its_features_are_raw_power(fsdd_root):
     result = diagnose_run(preset("seed"), data=fsdd_root, download=False)
     assert result.top is not None and result.top.code == "unscaled_power"
