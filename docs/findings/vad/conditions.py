@@ -78,6 +78,17 @@ class Builder:
         return corrupt.mix_at_snr(y, noise, snr, offset=lead), a + lead, b + lead
 
 
+def load_stored(path: str = "/tmp/vad-study/out/raw.pkl"):
+    """What study.py stored (out/raw.pkl), its clips in stored order, a Builder, and the condition names."""
+    import pickle
+
+    with open(path, "rb") as f:
+        raw = pickle.load(f)
+    test, pool = load_clips()
+    by_name = {c.path.name: c for c in test}
+    return raw, [by_name[n] for n in raw["clips"]], Builder(pool), list(raw["conditions"])
+
+
 def nonspeech(seed: int = 123) -> list[tuple[str, np.ndarray]]:
     """60 inputs with no speech: 9 kinds x 6 RMS levels, plus 6 silences; lengths 1-3 s."""
     rng = np.random.default_rng(seed)

@@ -18,27 +18,10 @@ import conditions as C  # noqa: E402
 import vadlib as V  # noqa: E402
 
 SR = C.SR
-raw = pickle.load(open("/tmp/vad-study/out/raw.pkl", "rb"))
-test, pool = C.load_clips()
-by_name = {c.path.name: c for c in test}
-clips = [by_name[n] for n in raw["clips"]]
-build = C.Builder(pool)
-conds = list(raw["conditions"])
+raw, clips, build, conds = C.load_stored()
 
 
-def rms3_normalise(y: np.ndarray, target_db: float = -20.0, rank: int = 3, max_gain_db: float = 60.0) -> np.ndarray:
-    """Gain so that the `rank`-th loudest 32 ms frame has `target_db` dBFS RMS (a click moves 1-2 frames only)."""
-    n = 256
-    m = len(y) // n
-    if m == 0:
-        return y
-    fr = np.sqrt(np.mean(y[: m * n].reshape(m, n).astype(np.float64) ** 2, axis=1))
-    ref = np.sort(fr)[-min(rank, m)]
-    if ref < 1e-7:
-        return y
-    g = min(10 ** (target_db / 20) / ref, 10 ** (max_gain_db / 20))
-    return (y * g).astype(np.float32)
-
+rms3_normalise = V.rms3_normalise
 
 Z = SR // 4  # 'z250': 250 ms of zeros put before and after the input before silero (LSTM warm-up), removed after
 

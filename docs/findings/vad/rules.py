@@ -26,12 +26,7 @@ import conditions as C  # noqa: E402
 import vadlib as V  # noqa: E402
 
 SR = C.SR
-raw = pickle.load(open("/tmp/vad-study/out/raw.pkl", "rb"))
-test, pool = C.load_clips()
-by_name = {c.path.name: c for c in test}
-clips = [by_name[n] for n in raw["clips"]]
-build = C.Builder(pool)
-conds = list(raw["conditions"])
+raw, clips, build, conds = C.load_stored()
 noisy = [c for c in conds if c.split("-")[0] in ("white", "pink", "babble")]
 ISSUE4 = ["pad-3s", "window-1s", "level-40db", "white-20db"]
 

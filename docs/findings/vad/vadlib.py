@@ -187,8 +187,7 @@ def peak_normalise(y: np.ndarray, peak: float = 0.5) -> np.ndarray:
 
 
 def rms3_normalise(y: np.ndarray, target_db: float = -20.0, rank: int = 3, max_gain_db: float = 60.0) -> np.ndarray:
-    """Gain so that the `rank`-th loudest 32 ms frame has `target_db` dBFS RMS (a click moves 1-2 frames only).
-    (Same as final.py's copy.)"""
+    """Gain so that the `rank`-th loudest 32 ms frame has `target_db` dBFS RMS (a click moves 1-2 frames only)."""
     n = 256
     m = len(y) // n
     if m == 0:
