@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spoken_digits import audio, checkpoint
+from spoken_digits import audio, checkpoint, endpoint
 from spoken_digits.config import RunConfig
 from spoken_digits.errors import AudioError, CheckpointError, ParameterError
 from spoken_digits.features import Featurizer
@@ -93,26 +93,19 @@ class BasePredictor(ABC):
     def probabilities(self, waves: Sequence[np.ndarray], *, batch_size: int = 256) -> np.ndarray:
         """Class probabilities (N, n_classes) of mono waveforms already at the model's rate.
 
-        Raises AudioError naming the index (`waves[i]`) of a waveform that cannot hold a digit
+        Raises AudioError naming the index (`waves[i]`) of the first waveform that cannot hold a digit
         (too short, silent, no speech-band energy, no voice found). Each gets the model's endpointing
         (detector or trim) and length rule first.
         """
-        arrays = [np.asarray(w, dtype=np.float32) for w in waves]
-        for i, y in enumerate(arrays):
-            audio.require_speech(y, self.audio_cfg.sr, name=f"waves[{i}]")
-        return self._probabilities(arrays, batch_size)
-
-    def _probabilities(self, waves: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
-        """`probabilities` of waveforms already checked; AudioError where the detector finds no speech."""
-        prepared = []
-        for result in audio.prepare_all(waves, self.audio_cfg, names=[f"waves[{i}]" for i in range(len(waves))]):
+        probabilities = []
+        for result in self.each_probabilities(waves, batch_size=batch_size):
             if isinstance(result, AudioError):
                 raise result
-            prepared.append(result)
-        return self._model_probabilities(prepared, batch_size)
+            probabilities.append(result)
+        return np.stack(probabilities) if probabilities else np.zeros((0, len(self.classes)), dtype=np.float32)
 
     def each_probabilities(
-        self, waves: Sequence[np.ndarray], *, names: Sequence[str] | None = None
+        self, waves: Sequence[np.ndarray], *, names: Sequence[str] | None = None, batch_size: int = 256
     ) -> list[np.ndarray | AudioError]:
         """Per waveform (mono, the model's rate): its class probabilities, or the AudioError that refuses it
         (labelled names[i], default `waves[i]`); one bad clip does not stop the others."""
@@ -126,15 +119,24 @@ class BasePredictor(ABC):
                 results.append(exc)
         kept = [i for i, r in enumerate(results) if isinstance(r, np.ndarray)]
         clips = [r for r in results if isinstance(r, np.ndarray)]
-        found = audio.prepare_all(clips, self.audio_cfg, names=[names[i] for i in kept])
-        for i, result in zip(kept, found, strict=True):
-            results[i] = result  # the word found, cut to length; or "no speech found"
+        answers = self._answers(clips, [names[i] for i in kept], batch_size)
+        for i, (result, _) in zip(kept, answers, strict=True):
+            results[i] = result
+        return results
+
+    def _answers(
+        self, waves: Sequence[np.ndarray], names: Sequence[str], batch_size: int = 256
+    ) -> list[tuple[np.ndarray | AudioError, endpoint.Segment | None]]:
+        """For waveforms that passed the content checks: each one's class probabilities (or "no speech
+        found"), with the word the detector found in it (None without a detector)."""
+        found = audio.find_words(waves, self.audio_cfg)
+        results = audio.prepare_all(waves, self.audio_cfg, names=names, found=found)
         kept = [i for i, r in enumerate(results) if isinstance(r, np.ndarray)]
         prepared = [r for r in results if isinstance(r, np.ndarray)]
         if prepared:
-            for i, probs in zip(kept, self._model_probabilities(prepared), strict=True):
+            for i, probs in zip(kept, self._model_probabilities(prepared, batch_size), strict=True):
                 results[i] = probs
-        return results
+        return list(zip(results, found, strict=True))
 
     @torch.no_grad()
     def _model_probabilities(self, prepared: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
@@ -175,19 +177,16 @@ class BasePredictor(ABC):
                 readable.append(i)
             except AudioError as exc:
                 results[i] = Prediction(str(path), error=str(exc))
-        found = audio.find_words(waves, self.audio_cfg)
-        prepared = audio.prepare_all(waves, self.audio_cfg, names=[str(paths[i]) for i in readable], found=found)
-        usable = [k for k, result in enumerate(prepared) if not isinstance(result, AudioError)]
-        for k, result in enumerate(prepared):
+        answers = self._answers(waves, [str(paths[i]) for i in readable])
+        for k, (result, segment) in enumerate(answers):
+            path = str(paths[readable[k]])
             if isinstance(result, AudioError):
-                results[readable[k]] = Prediction(str(paths[readable[k]]), error=str(result))
-        if usable:
-            batch = [prepared[k] for k in usable]
-            for k, probs in zip(usable, self._model_probabilities(batch), strict=True):  # type: ignore[arg-type]
-                best = int(probs.argmax())
-                notes = tuple(audio.check_clip(waves[k], self.audio_cfg, found[k]))
-                label, confidence, every = self.classes[best], float(probs[best]), tuple(float(p) for p in probs)
-                results[readable[k]] = Prediction(str(paths[readable[k]]), label, confidence, every, None, notes)
+                results[readable[k]] = Prediction(path, error=str(result))
+                continue
+            best = int(result.argmax())
+            notes = tuple(audio.check_clip(waves[k], self.audio_cfg, segment))
+            label, confidence, every = self.classes[best], float(result[best]), tuple(float(p) for p in result)
+            results[readable[k]] = Prediction(path, label, confidence, every, None, notes)
         return results
 
 
