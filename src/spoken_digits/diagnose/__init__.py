@@ -3,7 +3,10 @@
 - `diagnose_arrays(x, y)`: a user's own arrays (what their loader produced), with the seed's LSTM
   or any model factory for the short training run;
 - `diagnose_run(cfg)`: one of our pipelines, built exactly as `train` builds it;
-- `diagnose_history(accuracies, n_train)`: a per-epoch accuracy list (the seed's symptom).
+- `diagnose_history(accuracies, n_train)`: a per-epoch accuracy list (the seed's symptom);
+- inside a user's own training: `diagnose.keras.DoctorCallback` and `diagnose.pytorch.Doctor`, thin
+  adapters over `diagnose.watch`, which runs the same data checks (`diagnose.examine`) plus what
+  only training shows.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ import torch
 from torch import nn
 
 from spoken_digits.config import RunConfig
-from spoken_digits.diagnose import data as checks
 from spoken_digits.diagnose.dynamics import TrainingMonitor, instrumented_run
+from spoken_digits.diagnose.examine import examine, features_view
 from spoken_digits.diagnose.findings import CODES, Diagnosis, Finding, Severity, rank
 from spoken_digits.diagnose.history import constant_prediction
 from spoken_digits.errors import ParameterError
@@ -60,39 +63,34 @@ def diagnose_arrays(
     duration_limit: float | None = None,
     dynamics: bool = True,
 ) -> Diagnosis:
-    """Diagnose features x (N, T, F) as a model reads them, with integer labels y (N,).
+    """Diagnose features x (N, T, F) as a model reads them, with integer labels y (N,); a channel axis
+    of 1 ((N, T, F, 1) or (N, 1, T, F)) is dropped, as the training hooks drop it.
 
-    Without `lengths`, a trailing run of identical constant frames counts as padding, and the model
+    Without `lengths`, a trailing run of identical frames counts as padding, and the model
     is taken to read it (as a Keras LSTM without masking does). `model` builds a fresh untrained
     model mapping (x, lengths) to logits; the default is the seed's LSTM. `durations` (seconds) and
     `duration_limit` let the truncation check run.
     """
     started = time.perf_counter()
-    x = np.asarray(x)
     y = np.asarray(y)
-    if x.ndim != 3 or len(x) != len(y) or len(x) < 10:
-        raise ParameterError(f"need x as (N, T, F) and y as (N,) with N >= 10; got x {x.shape} and y {y.shape}")
-    x = x.astype(np.float32, copy=False)
-    context = {"shape": list(x.shape), "n_clips": len(x), "lr": lr, "batch_size": batch_size}
-    findings = checks.finite_values(x)
-    if findings:
-        return Diagnosis(findings, time.perf_counter() - started, context | {"skipped": "everything after NaN/Inf"})
-    label_findings, k = checks.labels(y, n_classes)
-    findings += label_findings
-    masked = lengths is not None
-    lengths = checks.infer_lengths(x) if lengths is None else np.asarray(lengths, dtype=np.int64)
-    findings += checks.constant_input(x, lengths)
-    if any(f.code == "constant_input" for f in findings) or any(f.severity is Severity.ERROR for f in label_findings):
-        context["skipped"] = "probe and training run (nothing to learn from)"
-        return Diagnosis(findings, time.perf_counter() - started, context)
-    findings += checks.dead_bands(x, lengths) + checks.scale(x, lengths)
-    findings += checks.padding(lengths, x.shape[1], masked=masked) + checks.layout(x, lengths)
-    if durations is not None:
-        findings += checks.truncated(np.asarray(durations), duration_limit)
-    findings += checks.probe(x, lengths, y, k, seed=seed)
+    view = features_view(np.asarray(x))
+    if view is None or len(view) != len(y) or len(view) < 10:
+        raise ParameterError(
+            f"need x as (N, T, F) (or with a channel axis of 1) and y as (N,) with N >= 10; "
+            f"got x {np.shape(x)} and y {y.shape}"
+        )
+    x = view.astype(np.float32, copy=False)
+    context: dict[str, object] = {"shape": list(x.shape), "n_clips": len(x), "lr": lr, "batch_size": batch_size}
+    found = examine(
+        x, y, lengths=lengths, n_classes=n_classes, durations=durations, duration_limit=duration_limit, seed=seed
+    )
+    findings = found.findings
+    if found.stopped:
+        return Diagnosis(findings, time.perf_counter() - started, context | {"skipped": found.stopped})
     if dynamics:
         explained = any(f.severity is Severity.ERROR for f in findings)  # no need to vary the learning rate
-        findings += _dynamics(x, y, lengths if masked else None, k, model, lr, adam_eps, batch_size, seed, explained)
+        steps = found.lengths if found.masked else None
+        findings += _dynamics(x, y, steps, found.n_classes, model, lr, adam_eps, batch_size, seed, explained)
     return Diagnosis(findings, time.perf_counter() - started, context)
 
 
@@ -204,10 +202,20 @@ def diagnose_run(cfg: RunConfig, *, data: str | os.PathLike[str] | None = None, 
         durations=arrays.durations,
         duration_limit=cfg.audio.duration,
     )
-    result.findings = rank(result.findings + checks.sample_rates(arrays.rates, cfg.audio.sr))
+    result.findings = rank(result.findings + _sample_rates(arrays.rates, cfg.audio.sr))
     result.seconds = time.perf_counter() - started
     result.context |= {"preset": cfg.preset, "model": cfg.model.name, "split": cfg.split.name.value}
     return result
+
+
+def _sample_rates(rates: dict[int, int], target: int) -> list[Finding]:
+    """Files at rates other than the model's: fine when the loader resamples, wrong when it does not."""
+    others = {rate: n for rate, n in rates.items() if rate != target}
+    evidence = {"files_per_rate": rates, "model_rate": target}
+    if not others:
+        return [Finding("sample_rates", Severity.INFO, f"every file is at the model's {target} Hz", evidence, "")]
+    title = f"{sum(others.values())} files are not at {target} Hz; they are resampled on reading"
+    return [Finding("sample_rates", Severity.INFO, title, evidence, "")]
 
 
 def load_arrays(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -13,6 +13,16 @@ import numpy as np
 from spoken_digits.diagnose.findings import Finding, Severity
 
 ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
+MIN_PER_CLASS = 5  # clips per class below which a sample says nothing about how labels go with inputs
+
+
+def too_few(y: np.ndarray, code: str) -> list[Finding]:
+    """An info finding `code` where y has under MIN_PER_CLASS clips per class present: that check skips."""
+    present = len(np.unique(y))
+    if len(y) >= MIN_PER_CLASS * present:
+        return []
+    title = f"{len(y)} clips of {present} classes are too few for this check ({MIN_PER_CLASS} per class): skipped"
+    return [Finding(code, INFO, title, {"n_clips": len(y), "n_classes": present}, "pass a larger sample")]
 
 
 def finite_values(x: np.ndarray) -> list[Finding]:
@@ -34,11 +44,16 @@ def finite_values(x: np.ndarray) -> list[Finding]:
 
 
 def infer_lengths(x: np.ndarray) -> np.ndarray:
-    """Valid frames per clip, taking a trailing run of identical constant frames as padding."""
-    flat = np.ptp(x, axis=2) <= 1e-7 * (np.abs(x).max() + 1e-30)  # (N, T): frame constant over features
-    last = x[:, -1:, :]
-    same = np.all(np.abs(x - last) <= 1e-7 * (np.abs(x).max() + 1e-30), axis=2) & flat  # equals the last frame
-    trailing = np.cumprod(same[:, ::-1], axis=1).sum(axis=1)  # length of the trailing padding run
+    """Valid frames per clip, taking a trailing run of identical frames as padding.
+
+    Speech never repeats a frame exactly, padding does: zeros, a dB floor, or (after standardising
+    each band) the floor's standardised vector. A lone last frame counts only when it is flat.
+    """
+    tol = 1e-7 * (np.abs(x).max() + 1e-30)
+    flat = np.ptp(x[:, -1, :], axis=1) <= tol  # (N,): the last frame is constant over features
+    same = np.all(np.abs(x - x[:, -1:, :]) <= tol, axis=2)  # (N, T): frame equals the last frame
+    trailing = np.cumprod(same[:, ::-1], axis=1).sum(axis=1)  # length of the trailing run
+    trailing = np.where((trailing == 1) & ~flat, 0, trailing)
     return np.maximum(x.shape[1] - trailing, 1).astype(np.int64)
 
 
@@ -80,12 +95,15 @@ def constant_input(x: np.ndarray, lengths: np.ndarray) -> list[Finding]:
     return []
 
 
-def dead_bands(x: np.ndarray, lengths: np.ndarray) -> list[Finding]:
-    """Feature columns that never vary (e.g. empty mel filters) waste inputs and hint at a config error."""
-    frames = x[valid_mask(lengths, x.shape[1])]
+def dead_bands(x: np.ndarray, lengths: np.ndarray, *, skip: int = 0) -> list[Finding]:
+    """Feature columns that never vary (e.g. empty mel filters) waste inputs and hint at a config error.
+
+    `skip`: the number of top bands already explained (see `examine.band_limit`).
+    """
+    frames = x[valid_mask(lengths, x.shape[1])][:, : x.shape[2] - skip]
     std = frames.std(axis=0)
     dead = np.flatnonzero(std <= 1e-7 * (std.max() + 1e-30))
-    if not dead.size or dead.size == x.shape[2]:
+    if not dead.size or dead.size == frames.shape[1]:
         return []
     return [
         Finding(
@@ -136,7 +154,7 @@ def padding(lengths: np.ndarray, steps: int, *, masked: bool) -> list[Finding]:
     return [
         Finding(
             "padding_dominates",
-            ERROR if share > 0.75 else WARNING,
+            ERROR if share > 2 / 3 else WARNING,  # a last-state readout then sees mostly padding
             f"{share:.0%} of all frames are padding, and the model reads them: a last-state readout "
             f"sees a long run of padding after a median of {int(np.median(lengths))} real frames",
             evidence,
@@ -167,23 +185,6 @@ def truncated(durations: np.ndarray, limit: float | None) -> list[Finding]:
     ]
 
 
-def sample_rates(rates: dict[int, int], target: int) -> list[Finding]:
-    """Files at rates other than the model's: fine when the loader resamples, wrong when it does not."""
-    others = {rate: n for rate, n in rates.items() if rate != target}
-    evidence = {"files_per_rate": rates, "model_rate": target}
-    if not others:
-        return [Finding("sample_rates", INFO, f"every file is at the model's {target} Hz", evidence, "")]
-    return [
-        Finding(
-            "sample_rates",
-            INFO,
-            f"{sum(others.values())} files are not at {target} Hz; they are resampled on reading",
-            evidence,
-            "",
-        )
-    ]
-
-
 def _lag_correlation(x: np.ndarray, mask: np.ndarray, axis: int, lag: int) -> float:
     """Correlation of values `lag` apart along `axis` (1 = time, 2 = features) over valid frames."""
     if axis == 1:
@@ -193,10 +194,12 @@ def _lag_correlation(x: np.ndarray, mask: np.ndarray, axis: int, lag: int) -> fl
     else:
         rows = x[mask]
         a, b = rows[:, :-lag], rows[:, lag:]
-    a, b = a.ravel(), b.ravel()
-    if a.size < 10 or a.std() == 0 or b.std() == 0:
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    if a.size < 10:
         return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
+    a, b = a - a.mean(), b - b.mean()
+    norm = math.sqrt(float(a @ a) * float(b @ b))
+    return float(a @ b) / norm if norm > 0 else float("nan")
 
 
 def layout(x: np.ndarray, lengths: np.ndarray) -> list[Finding]:
@@ -232,12 +235,18 @@ def layout(x: np.ndarray, lengths: np.ndarray) -> list[Finding]:
     quarter_t = max(1, steps // 4)
     features_corr = _lag_correlation(x, mask, 2, quarter_f)
     time_corr = _lag_correlation(x, mask, 1, quarter_t)
+    # The same with each (step, feature) position standardised across clips: a scaler fitted along
+    # the wrong axis leaves a mean profile that blurs the first comparison.
+    z = _per_position(x, mask)
+    gap = time_corr - features_corr
+    z_gap = _lag_correlation(z, mask, 1, quarter_t) - _lag_correlation(z, mask, 2, quarter_f)
     evidence = {
         "axis1_corr_at_quarter": time_corr,
         "axis2_corr_at_quarter": features_corr,
+        "gap_per_position": z_gap,
         "shape": [n, steps, width],
     }
-    if time_corr - features_corr > 0.3:
+    if gap > 0.3 or (gap > 0.2 and z_gap > 0.3):
         return [
             Finding(
                 "axes_swapped",
@@ -250,6 +259,16 @@ def layout(x: np.ndarray, lengths: np.ndarray) -> list[Finding]:
             )
         ]
     return [Finding("time_axis", INFO, f"axis 1 ({steps} steps) looks like time", evidence, "")]
+
+
+def _per_position(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Each (step, feature) position standardised across clips over its valid entries, so a mean
+    profile along either axis (louder low bands, a scaler fitted per column) does not count as correlation."""
+    weights = mask[:, :, None].astype(np.float64)
+    count = np.maximum(weights.sum(axis=0), 1)
+    mean = (x * weights).sum(axis=0) / count
+    std = np.sqrt((((x - mean) * weights) ** 2).sum(axis=0) / count)
+    return (x - mean) / (std + 1e-8)
 
 
 def _compress(x: np.ndarray) -> np.ndarray:
@@ -296,8 +315,10 @@ def labels(y: np.ndarray, n_classes: int | None) -> tuple[list[Finding], int]:
         )
     counts = np.bincount(y.astype(int).clip(0), minlength=k)[:k]
     ratio = counts.max() / max(counts.min(), 1)
-    evidence = {"counts": counts.tolist(), "max_over_min": float(ratio)}
-    if ratio > 1.5:
+    expected = len(y) / k
+    chi2 = float(((counts - expected) ** 2).sum() / expected)  # against balanced classes
+    evidence = {"counts": counts.tolist(), "max_over_min": float(ratio), "chi2": chi2}
+    if ratio > 1.5 and chi2 > (k - 1) + 4 * math.sqrt(2 * (k - 1)):  # beyond what sampling scatters
         findings.append(
             Finding(
                 "class_imbalance",
@@ -315,6 +336,8 @@ def probe(x: np.ndarray, lengths: np.ndarray, y: np.ndarray, k: int, *, seed: in
     cross-validated, against the same probe on shuffled labels. At chance, features and labels are
     decoupled; if the probe recovers after moving labels by one clip, they are misaligned.
     """
+    if too_few(y, "probe"):
+        return too_few(y, "probe")
     pooled = _pool(_compress(x), lengths)
     rng = np.random.default_rng(seed)
     accuracy = _ridge_cv(pooled, y, k, rng)
