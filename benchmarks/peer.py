@@ -42,16 +42,17 @@ INSTALL = "pip install 'spoken-digits[peer]'"
 class Sphinx:
     """pocketsphinx (stock en-us acoustic model and dictionary, no language model) held to GRAMMAR."""
 
-    def __init__(self) -> None:
+    def __init__(self, grammar: str = GRAMMAR) -> None:
         import pocketsphinx  # the peer extra; ModuleNotFoundError without it
 
         self.version = importlib.metadata.version("pocketsphinx")
         self.decoder = pocketsphinx.Decoder(lm=None, loglevel="FATAL")
-        self.decoder.add_jsgf_string("digits", GRAMMAR)
+        self.decoder.add_jsgf_string("digits", grammar)
         self.decoder.activate_search("digits")
 
-    def label(self, y: np.ndarray, sr: int) -> str | None:
-        """The digit heard in `y` (mono float at `sr` Hz) as "0".."9", or None when there is no hypothesis."""
+    def digits(self, y: np.ndarray, sr: int) -> str | None:
+        """The digit words heard in `y` (mono float at `sr` Hz) as "0".."9" characters, or None when there
+        is no hypothesis."""
         y16 = soxr.resample(np.asarray(y, dtype=np.float32), sr, SPHINX_SR) if sr != SPHINX_SR else y
         pcm = (np.clip(y16, -1.0, 1.0) * 32767).astype("<i2")
         if not len(pcm):
@@ -61,7 +62,14 @@ class Sphinx:
         self.decoder.process_raw(pcm.tobytes(), no_search=False, full_utt=True)
         self.decoder.end_utt()
         hyp = self.decoder.hyp()
-        return str(WORDS.index(hyp.hypstr)) if hyp is not None and hyp.hypstr in WORDS else None
+        if hyp is None:
+            return None
+        return "".join(str(WORDS.index(w)) for w in hyp.hypstr.split() if w in WORDS)
+
+    def label(self, y: np.ndarray, sr: int) -> str | None:
+        """The digit heard in `y` (mono float at `sr` Hz) as "0".."9", or None when there is no hypothesis."""
+        heard = self.digits(y, sr)
+        return heard if heard is not None and len(heard) == 1 else None
 
     def labels(self, waves: Sequence[np.ndarray], sr: int) -> tuple[list[str | None], int]:
         """`label` for each waveform, and how many had none (as robustness.predicted_labels)."""

@@ -251,6 +251,68 @@ def robustness_steps() -> str:
     )
 
 
+STRINGS = ROOT / "docs" / "findings" / "strings" / "strings.json"
+STRING_ROWS = {
+    "clean-far": "clean, pauses 100-500 ms",
+    "clean-near": "clean, pauses 0-100 ms (touching words)",
+    **{f"{k}-{snr}db": f"{k} noise, {snr} dB SNR" for k in ("white", "pink", "babble") for snr in (20, 10, 5)},
+    "non-speech": "60 s of noise, music-like tones, room tone",
+    "backwards-words": "60 s of words played backwards (speech, no digits)",
+}
+
+
+def _who(name: str) -> str:
+    return "pocketsphinx" if name == "pocketsphinx" else f"`{Path(name).parent.name}`"
+
+
+def strings() -> str:
+    """The connected-digit benchmark: digit error rate and string accuracy per row, every recogniser."""
+    from spoken_digits.studyreport import describe_machine
+
+    data = json.loads(STRINGS.read_text())
+    who = [*data["models"], *(["pocketsphinx"] if "pocketsphinx" in data else [])]
+    lines = [
+        "| strings of 1-10 digits | " + " | ".join(_who(w) for w in who) + " | target |",
+        "|---|" + "---|" * (len(who) + 1),
+    ]
+    for row in data["rows"]:
+        cells = []
+        for w in who:
+            r = row[w]
+            cells.append(
+                f"{r['false_per_minute']:.1f} digits/min"
+                if "false_per_minute" in r
+                else f"DER {100 * r['der']:.1f}%, strings {r['string_accuracy']:.2f}"
+            )
+        target = data["targets"].get(row["condition"])
+        goal = f"DER <= {100 * target:.0f}%" if target is not None else ""
+        first = row[data["models"][0]]
+        if row["condition"] == "non-speech":
+            goal = "<= 1 digit/min" + (" (missed)" if first["false_per_minute"] > 1 else "")
+        elif target is not None and first["der"] > target:
+            goal += " (missed)"
+        lines.append(f"| {STRING_ROWS[row['condition']]} ({row['n']}) | {' | '.join(cells)} | {goal} |")
+    lines += [
+        "",
+        "| live listening (clean, pauses 100-500 ms, 20 ms chunks) | DER | strings | delay after each word, "
+        "median / 95th percentile | real-time factor, 1 thread |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in data["streaming"].items():
+        lines.append(
+            f"| {_who(name)} | {100 * r['der']:.1f}% | {r['string_accuracy']:.2f} | "
+            f"{1000 * r['delay_p50_s']:.0f} / {1000 * r['delay_p95_s']:.0f} ms | {r['rtf']:.3f} |"
+        )
+    singles = ", ".join(f"{_who(n)} {1 - r['der']:.3f}" for n, r in data["single_clips"].items())
+    lines += [
+        "",
+        f"*From `python -m benchmarks.strings {' '.join(data['models'])}` (seed {data['seed']}, {data['strings']} "
+        f"strings per row; DER = digit error rate, edits / digits; strings = whole-string accuracy); the 300 "
+        f"single test clips through the same path: {singles}; measured on: {describe_machine(data['machine'])}.*",
+    ]
+    return "\n".join(lines)
+
+
 def report_tables(grid: str) -> list[list[dict[str, str]]]:
     """The tables of a committed study report (`docs/findings/GRID/report.md`), as rows of {column: cell}."""
     tables, current = [], []
@@ -335,6 +397,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "presets-loso": presets_loso,
     "ablation": ablation,
     "benchmarks": benchmarks,
+    "strings": strings,
 }
 
 

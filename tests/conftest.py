@@ -68,3 +68,58 @@ def fsdd_root() -> Path:
     if os.environ.get("CI") or os.environ.get("SPOKEN_DIGITS_REQUIRE_FSDD"):
         pytest.fail("FSDD_ROOT must point at the FSDD recordings in CI")
     pytest.skip("set FSDD_ROOT to the FSDD folder to run the integration tests")
+
+
+@pytest.fixture(scope="session")
+def trained_on_fsdd(fsdd_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default pipeline (speech detector, multi-condition training) for 8 of its 20 epochs on the real
+    FSDD's official split: a run folder (model.pt)."""
+    import dataclasses
+
+    from spoken_digits.config import preset
+    from spoken_digits.experiment import train_run
+
+    default = preset("default")
+    cfg = dataclasses.replace(default, train=dataclasses.replace(default.train, epochs=8))
+    out = tmp_path_factory.mktemp("fsdd-model")
+    train_run(cfg, out, data=fsdd_root, download=False)
+    return out
+
+
+def fsdd_string(root: Path, digits: str, *, speaker: str, pause: float = 0.3, take: int = 0) -> np.ndarray:
+    """`speaker`'s official test-split takes (0-4) of `digits` at 8 kHz, `pause` s apart, 0.3 s of quiet around."""
+    sr = SR
+    parts = [np.zeros(round(0.3 * sr), np.float32)]
+    for k, d in enumerate(digits):
+        if k:
+            parts.append(np.zeros(round(pause * sr), np.float32))
+        y, rate = sf.read(root / "recordings" / f"{d}_{speaker}_{(take + k) % 5}.wav", dtype="float32")
+        assert rate == sr
+        parts.append(y)
+    parts.append(np.zeros(round(0.3 * sr), np.float32))
+    y = np.concatenate(parts)
+    return (y + 0.0005 * np.random.default_rng(len(digits)).standard_normal(len(y))).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def trained_default(synthetic_fsdd: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default preset (speech detector, multi-condition training) on the synthetic voices: a run folder."""
+    from spoken_digits.cli import main
+
+    out = tmp_path_factory.mktemp("default")
+    options = ["--split", "random", "--epochs", "12", "--no-download"]
+    assert main(["train", "--data", str(synthetic_fsdd), "--out", str(out), *options]) == 0
+    return out
+
+
+def voice_string(digits: str, *, pause: float = 0.25, speaker: int = 1, seed: int = 0, sr: int = SR) -> np.ndarray:
+    """Synthetic voices saying `digits` with `pause` s between words and 0.3 s of quiet around them."""
+    quiet = np.zeros(round(0.3 * sr), np.float32)
+    parts: list[np.ndarray] = [quiet]
+    for k, d in enumerate(digits):
+        if k:
+            parts.append(np.zeros(round(pause * sr), np.float32))
+        parts.append(digit_voice(int(d), speaker=speaker, seed=seed + 7919 * k + int(d), sr=sr))
+    parts.append(quiet)
+    y = np.concatenate(parts)
+    return (y + 0.001 * np.random.default_rng(seed).standard_normal(len(y))).astype(np.float32)

@@ -35,14 +35,6 @@ def trained(synthetic_fsdd, tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module")
-def trained_default(synthetic_fsdd, tmp_path_factory):
-    """The default preset (speech detector, multi-condition training) on the synthetic voices."""
-    out = tmp_path_factory.mktemp("default")
-    assert train(synthetic_fsdd, out, "--split", "random", "--epochs", "12") == 0
-    return out
-
-
 def test_the_default_model_hears_the_word_in_a_long_quiet_noisy_recording(trained_default, tmp_path, capsys):
     metrics = json.loads((trained_default / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.8
@@ -56,10 +48,13 @@ def test_the_default_model_hears_the_word_in_a_long_quiet_noisy_recording(traine
         sf.write(files[-1], 0.01 * y, 8000)  # and 40 dB quieter
     assert main(["predict", str(trained_default / "model.pt"), *map(str, files), "--json"]) == 0
     answers = json.loads(capsys.readouterr().out)
-    assert [a["digit"] for a in answers] == ["2", "7"] and not any("warnings" in a for a in answers)
+    assert [a["text"] for a in answers] == ["2", "7"] and not any("warnings" in a for a in answers)
+    assert all(1.4 <= a["words"][0]["start"] <= 1.7 for a in answers)  # the word starts at 13000 / 8000 s
 
 
-def test_the_default_model_finds_no_speech_in_noise_or_a_tone_and_warns_on_two_words(trained_default, tmp_path, capsys):
+def test_the_default_model_finds_no_digits_in_noise_or_a_tone_and_hears_both_of_two_words(
+    trained_default, tmp_path, capsys
+):
     rng = np.random.default_rng(1)
     t = np.arange(2 * 8000) / 8000
     inputs = {
@@ -70,7 +65,14 @@ def test_the_default_model_finds_no_speech_in_noise_or_a_tone_and_warns_on_two_w
     for name, y in inputs.items():
         sf.write(tmp_path / name, y.astype(np.float32), 8000)
     files = [str(tmp_path / name) for name in inputs]
-    assert main(["predict", str(trained_default / "model.pt"), *files, "--json"]) == 1
+    assert main(["predict", str(trained_default / "model.pt"), *files, "--json"]) == 0  # no digits is an answer
+    captured = capsys.readouterr()
+    answers = json.loads(captured.out)
+    assert [a["text"] for a in answers] == ["", "", "38"]
+    assert all("no digits heard" in a["warnings"][0] for a in answers[:2])
+    assert f"{files[0]}: no digits heard" in captured.err
+    # --single: one word per file, so no speech is an error and two words a warning
+    assert main(["predict", str(trained_default / "model.pt"), *files, "--json", "--single"]) == 1
     answers = json.loads(capsys.readouterr().out)
     assert [a.get("digit") for a in answers[:2]] == [None, None]
     assert all("no speech found" in a["error"] and a["file"] in a["error"] for a in answers[:2])
@@ -98,9 +100,8 @@ def test_predict_any_rate_depth_and_channels(trained, tmp_path, capsys):
     stereo = np.stack([hi, 0.7 * hi], axis=1) * 0.5
     sf.write(tmp_path / "six_48k.wav", np.concatenate([np.zeros((24000, 2)), stereo]), 48000, subtype="PCM_24")
     sf.write(tmp_path / "six_8k.wav", y, 8000)
-    assert (
-        main(["predict", str(trained / "model.pt"), str(tmp_path / "six_48k.wav"), str(tmp_path / "six_8k.wav")]) == 0
-    )
+    files = [str(tmp_path / "six_48k.wav"), str(tmp_path / "six_8k.wav")]
+    assert main(["predict", str(trained / "model.pt"), *files, "--single"]) == 0  # reading, not finding words
     lines = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
     assert [line[1] for line in lines] == ["6", "6"]
     assert all(0.1 <= float(line[2]) <= 1 for line in lines)
@@ -113,24 +114,24 @@ def test_predict_warns_about_clipping_and_speech_the_crop_cuts(trained, tmp_path
     sf.write(tmp_path / "three.wav", three, 8000)
     sf.write(tmp_path / "clean.wav", digit_voice(5, seed=9), 8000)
     files = [str(tmp_path / n) for n in ("loud.wav", "three.wav", "clean.wav")]
-    assert main(["predict", str(trained / "model.pt"), *files, "--json"]) == 0
+    assert main(["predict", str(trained / "model.pt"), *files, "--json", "--single"]) == 0
     answers = json.loads(capsys.readouterr().out)
     assert "clipped at full scale" in answers[0]["warnings"][0]
     assert "the model hears only the first 0.5 s" in answers[1]["warnings"][0]
     assert "warnings" not in answers[2] and all(a["digit"] is not None for a in answers)
 
 
-def test_predict_reports_bad_files_and_answers_the_rest(trained, tmp_path, capsys):
+def test_predict_reports_bad_files_and_answers_the_rest(trained_default, tmp_path, capsys):
     good = tmp_path / "good.wav"
     sf.write(good, digit_voice(2, seed=99), 8000)
     (tmp_path / "bad.wav").write_bytes(b"not audio")
     sf.write(tmp_path / "quiet.wav", np.zeros(4000), 8000)
     files = [str(good), str(tmp_path / "bad.wav"), str(tmp_path / "quiet.wav"), str(tmp_path / "gone.wav")]
-    assert main(["predict", str(trained / "model.pt"), *files, "--json"]) == 1
+    assert main(["predict", str(trained_default / "model.pt"), *files, "--json"]) == 1
     captured = capsys.readouterr()
     answers = json.loads(captured.out)
     assert [a["file"] for a in answers] == files
-    assert answers[0]["digit"] == "2" and "error" not in answers[0]
+    assert answers[0]["text"] == "2" and "error" not in answers[0]
     assert "not a readable audio file" in answers[1]["error"]
     assert "silent" in answers[2]["error"] and "no such file" in answers[3]["error"]
     assert captured.err.count("spoken-digits: error:") == 3

@@ -6,25 +6,45 @@ import pytest
 import torch
 
 from spoken_digits.errors import ParameterError
-from spoken_digits.models import MODELS, count_parameters, create_model, list_models, max_pool_ceil
+from spoken_digits.features import time_mask
+from spoken_digits.models import (
+    MODELS,
+    SEQUENCE_MODELS,
+    SequenceConv1D,
+    count_parameters,
+    create_model,
+    list_models,
+    max_pool_ceil,
+)
 
 T, F, C = 16, 80, 10
 
 
-@pytest.fixture(params=list(MODELS))
+def outputs(model: torch.nn.Module, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(N, classes) from a word model; from a sequence model, its per-frame outputs (N, frames, classes + 1)
+    averaged over each clip's valid frames, so every test below holds it to the same promises."""
+    out = model(x, lengths)
+    if isinstance(model, SequenceConv1D):
+        valid = model.output_lengths(lengths)
+        return (out * time_mask(valid, out.shape[1])[:, :, None]).sum(1) / valid[:, None]
+    return out
+
+
+@pytest.fixture(params=[*MODELS, *SEQUENCE_MODELS])
 def model(request):
     torch.manual_seed(0)
     return create_model(request.param, n_features=F, n_classes=C)
 
 
 def test_forward_shape_and_finite(model):
-    logits = model(torch.randn(5, T, F), torch.full((5,), T))
-    assert logits.shape == (5, C) and torch.isfinite(logits).all()
+    logits = outputs(model, torch.randn(5, T, F), torch.full((5,), T))
+    width = C + 1 if isinstance(model, SequenceConv1D) else C  # CTC's blank
+    assert logits.shape == (5, width) and torch.isfinite(logits).all()
 
 
 def test_every_parameter_gets_a_gradient(model):
     model.train()
-    model(torch.randn(4, T, F), torch.tensor([T, T - 3, 7, T])).logsumexp(1).sum().backward()
+    outputs(model, torch.randn(4, T, F), torch.tensor([T, T - 3, 7, T])).logsumexp(1).sum().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing
 
@@ -37,9 +57,9 @@ def test_padding_is_not_read(model):
     lengths = torch.tensor([20, 9, 14])
     x[1, 9:] = 0
     x[2, 14:] = 0
-    together = model(x, lengths)
+    together = outputs(model, x, lengths)
     for i, n in enumerate(lengths.tolist()):
-        alone = model(x[i : i + 1, :n], lengths[i : i + 1])
+        alone = outputs(model, x[i : i + 1, :n], lengths[i : i + 1])
         torch.testing.assert_close(together[i], alone[0], rtol=1e-4, atol=1e-5)
 
 
@@ -48,9 +68,9 @@ def test_garbage_in_padding_does_not_change_the_answer(model):
     x = torch.randn(2, 20, F)
     lengths = torch.tensor([20, 11])
     x[1, 11:] = 0
-    clean = model(x, lengths)
+    clean = outputs(model, x, lengths)
     x[1, 11:] = 1e3  # whatever sits beyond a clip's length
-    torch.testing.assert_close(model(x, lengths)[1], clean[1], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(outputs(model, x, lengths)[1], clean[1], rtol=1e-4, atol=1e-5)
 
 
 def test_training_mode_ignores_padding_too(model):
@@ -67,7 +87,7 @@ def test_training_mode_ignores_padding_too(model):
     seen = []
     for batch in (x, longer):
         model.load_state_dict(initial)
-        logits = model.train()(batch, lengths)
+        logits = outputs(model.train(), batch, lengths)
         seen.append((logits, {k: v.clone() for k, v in model.state_dict().items()}))
     torch.testing.assert_close(seen[0][0], seen[1][0], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(seen[0][1], seen[1][1], rtol=1e-4, atol=1e-5)  # running mean and variance
@@ -109,3 +129,14 @@ def test_registry_has_the_promised_models():
 def test_reshaped_max_pool_equals_ceil_mode_max_pool2d_on_non_negative_input(pool):
     x = torch.rand(3, 4, 17, 81)
     torch.testing.assert_close(max_pool_ceil(x, pool), torch.nn.MaxPool2d(pool, ceil_mode=True)(x), rtol=0, atol=0)
+
+
+def test_a_sequence_model_is_refused_by_train(tmp_path):
+    import dataclasses
+
+    from spoken_digits.config import ModelConfig, RunConfig
+    from spoken_digits.experiment import train_run
+
+    cfg = dataclasses.replace(RunConfig(), model=ModelConfig(name="sequence_conv1d"))
+    with pytest.raises(ParameterError, match="train-strings"):
+        train_run(cfg, tmp_path, data=tmp_path, download=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 import json
 import os
@@ -247,21 +246,26 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def trained_on_fsdd(fsdd_root, tmp_path_factory) -> Predictor:
-    """The default pipeline (speech detector, multi-condition training) for 8 of its 20 epochs on the real FSDD."""
-    from spoken_digits.config import preset
-    from spoken_digits.experiment import train_run
+def fake_microphone(wav: Path) -> list[str]:
+    """Chromium flags: a microphone that plays `wav` in a loop, allowed without asking."""
+    return [
+        "--no-sandbox",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+    ]
 
-    default = preset("default")
-    cfg = dataclasses.replace(default, train=dataclasses.replace(default.train, epochs=8))
-    out = tmp_path_factory.mktemp("fsdd-model")
-    train_run(cfg, out, data=fsdd_root, download=False)
-    return Predictor.from_file(out / "model.pt")
+
+@pytest.fixture(scope="module")
+def fsdd_model(trained_on_fsdd) -> Predictor:
+    return Predictor.from_file(trained_on_fsdd / "model.pt")
 
 
 @pytest.mark.fsdd
-def test_concurrent_requests_each_get_the_answer_for_their_own_clip(trained_on_fsdd, fsdd_root):
+def test_concurrent_requests_each_get_the_answer_for_their_own_clip(fsdd_model, fsdd_root):
     """One test-split clip per digit (six voices), 100 requests 8 at a time against 127.0.0.1: each
     answer equals that clip's answer when sent alone, and those are mostly the spoken digit."""
     import httpx
@@ -290,7 +294,7 @@ def test_concurrent_requests_each_get_the_answer_for_their_own_clip(trained_on_f
             await asyncio.gather(*(one(d) for d in order))
         return alone, answers, times
 
-    with LiveServer(create_app(trained_on_fsdd)) as url:
+    with LiveServer(create_app(fsdd_model)) as url:
         alone, answers, times = asyncio.run(load(url))
     right = [d for d, answer in alone.items() if answer["digit"] == str(d)]
     assert len(right) >= 8, {d: a["digit"] for d, a in alone.items()}
@@ -324,7 +328,7 @@ def test_the_page_shows_an_onnx_models_answer_without_a_spectrogram(exported, tm
 
 
 @pytest.mark.fsdd
-def test_a_real_browser_records_a_digit_from_a_fake_microphone(trained_on_fsdd, fsdd_root, tmp_path):
+def test_a_real_browser_records_a_digit_from_a_fake_microphone(fsdd_model, fsdd_root, tmp_path):
     """Chromium's fake microphone plays an FSDD recording; the page must show that digit."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)")
@@ -332,16 +336,8 @@ def test_a_real_browser_records_a_digit_from_a_fake_microphone(trained_on_fsdd, 
     y, sr = sf.read(fsdd_root / "recordings" / "7_theo_3.wav")  # a test-split take
     mic = tmp_path / "mic.wav"  # the fake device loops its file: silence either side, one digit per loop
     sf.write(mic, np.concatenate([np.zeros(int(0.3 * sr)), y, np.zeros(2 * sr)]), sr, subtype="PCM_16")
-    flags = [
-        "--no-sandbox",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={mic}",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-    ]
-    app = create_app(trained_on_fsdd)
+    flags = fake_microphone(mic)
+    app = create_app(fsdd_model)
     with LiveServer(app) as url, playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=flags, headless=True)
         page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone-sized screen
@@ -360,9 +356,38 @@ def test_a_real_browser_records_a_digit_from_a_fake_microphone(trained_on_fsdd, 
 
 
 @pytest.mark.fsdd
-def test_the_default_model_answers_no_speech_for_noise_and_a_tone(trained_on_fsdd):
-    client = TestClient(create_app(trained_on_fsdd))
+def test_the_default_model_answers_no_speech_for_noise_and_a_tone(fsdd_model):
+    client = TestClient(create_app(fsdd_model))
     t = np.arange(16000) / 8000
     for y in (0.1 * np.random.default_rng(0).standard_normal(16000), 0.3 * np.sin(2 * np.pi * 440 * t)):
         response = client.post("/api/predict", content=wav_bytes(y, 8000))
         assert response.status_code == 422 and "no speech found" in response.json()["error"]
+
+
+@pytest.mark.fsdd
+def test_the_page_listens_continuously_and_shows_a_digit_string(fsdd_model, fsdd_root, tmp_path):
+    """Chromium's fake microphone plays "seven three one" (test-split takes); in continuous mode the
+    page shows the digits as they come over the WebSocket, and Clear empties it."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    from conftest import fsdd_string
+
+    mic = tmp_path / "mic.wav"  # the fake device loops its file: 2 s of quiet before it starts again
+    y = np.concatenate([fsdd_string(fsdd_root, "731", speaker="lucas"), np.zeros(2 * 8000, np.float32)])
+    sf.write(mic, y, 8000, subtype="PCM_16")
+    flags = fake_microphone(mic)
+    with LiveServer(create_app(fsdd_model)) as url, playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=flags, headless=True)
+        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page.goto(url)
+        page.click("#listen")
+        # the device may start before the socket opens, so the first loop can be cut: wait for a whole one
+        page.wait_for_function("document.getElementById('live-text').textContent.includes('731')", timeout=40_000)
+        heard, error = page.text_content("#live-text"), page.text_content("#error")
+        page.click("#clear")
+        cleared = page.text_content("#live-text")
+        page.click("#listen")
+        browser.close()
+    assert error == "" and "731" in heard and len(heard) <= 6, json.dumps({"heard": heard, "error": error})
+    assert cleared == ""

@@ -160,10 +160,7 @@ def check_clip(y: np.ndarray, cfg: AudioConfig, segment: endpoint.Segment | None
     The crop warning measures what the model is given: the word found, the sound kept by cfg.trim_db,
     or the whole file.
     """
-    notes = []
-    clipped = float(np.mean(np.abs(y) >= 0.999))
-    if clipped > 0.001:
-        notes.append(f"{100 * clipped:.1f}% of samples are clipped at full scale; record at a lower level")
+    notes = [note] if (note := clipping(y)) else []
     if segment is not None and segment.runs > 1:
         notes.append(
             f"{segment.runs} separate stretches of speech: the model hears only the loudest "
@@ -182,6 +179,14 @@ def check_clip(y: np.ndarray, cfg: AudioConfig, segment: endpoint.Segment | None
                 f"{where}: the rest is cut off"
             )
     return notes
+
+
+def clipping(y: np.ndarray) -> str | None:
+    """A warning when more than 0.1% of the samples sit at full scale (the recording level was too high)."""
+    clipped = float(np.mean(np.abs(y) >= 0.999))
+    if clipped > 0.001:
+        return f"{100 * clipped:.1f}% of samples are clipped at full scale; record at a lower level"
+    return None
 
 
 def fix_length(y: np.ndarray, n: int, *, pad: Pad = Pad.END) -> np.ndarray:

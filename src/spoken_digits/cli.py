@@ -177,18 +177,51 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "predict",
-        help="label audio files with a saved model",
-        description="Print one line per file: file, digit, probability. Files that cannot be "
+        help="the digits said in audio files (one or many per file)",
+        description="Print one line per file: file, the digits heard (e.g. 4155550192), the lowest word "
+        "probability. Unsure words and files with no digits are flagged on stderr; files that cannot be "
         "read are reported and the rest still answered; the exit status is 1 if any failed.",
     )
     p.add_argument(
-        "checkpoint", type=Path, metavar="MODEL", help="a checkpoint written by train (.pt) or an exported .onnx"
+        "checkpoint", type=Path, metavar="MODEL", help="a checkpoint (.pt: a word or string model) or an exported .onnx"
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, ogg, ...; any rate)")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, ogg, ...; any rate and length)")
     p.add_argument(
-        "--json", action="store_true", help="print a JSON list of {file, digit, probability[, error][, warnings]}"
+        "--json",
+        action="store_true",
+        help="print a JSON list of {file, text, words: [{digit, start, end, probability, low_confidence}][, error]}",
+    )
+    p.add_argument(
+        "--single",
+        action="store_true",
+        help="one word per file, the loudest (JSON: {file, digit, probability[, error][, warnings]})",
     )
     _device_option(p)
+
+    li = sub.add_parser(
+        "listen",
+        help="recognise digits live from the microphone, as they are spoken",
+        description="Print each word as it is recognised (digit, probability, start-end seconds), until Ctrl-C; "
+        "then the whole string. Needs a microphone and PortAudio (pip install 'spoken-digits[listen]').",
+    )
+    li.add_argument("checkpoint", type=Path, metavar="MODEL", help="a checkpoint (.pt) or an exported .onnx")
+    li.add_argument("--input-device", help="microphone: a sounddevice index or name (default: the system's)")
+    li.add_argument("--file", type=Path, help="listen to an audio file as a stream instead of the microphone")
+    li.add_argument("--json", action="store_true", help="print each word as a JSON line")
+
+    s = sub.add_parser(
+        "train-strings",
+        help="train a string model (CTC) for touching digits, starting from a word model",
+        description="Train a model that hears whole strings (several words with or without pauses), built on "
+        "the fly from FSDD's official training split, starting from MODEL's front end and convolutions; "
+        "writes --out/model.pt, which predict, listen and serve use like any model.",
+    )
+    s.add_argument("word_model", type=Path, metavar="MODEL", help="a word model checkpoint (.pt) written by train")
+    s.add_argument("--out", type=Path, default=Path("runs/strings"), help="output folder (default: runs/strings)")
+    s.add_argument("--epochs", type=int, default=20, help="epochs (default: 20)")
+    s.add_argument("--recordings", type=int, default=1024, help="training recordings per epoch (default: 1024)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the recordings and augmentation (default: 0)")
+    _data_options(s)
 
     w = sub.add_parser(
         "serve",
@@ -312,6 +345,8 @@ COMMANDS = {
     "train": commands.train,
     "evaluate": commands.evaluate,
     "predict": commands.predict,
+    "listen": commands.listen,
+    "train-strings": commands.train_strings,
     "serve": commands.serve,
     "diagnose": commands.diagnose,
     "export": commands.export,

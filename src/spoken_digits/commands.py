@@ -11,7 +11,7 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,17 +132,54 @@ def predict(args: argparse.Namespace) -> int:
     from spoken_digits.predict import load_predictor
     from spoken_digits.train import check_device
 
-    results = load_predictor(args.checkpoint, device=str(check_device(args.device))).predict_files(args.files)
-    if args.json:
+    predictor = load_predictor(args.checkpoint, device=str(check_device(args.device)))
+    if args.single:  # one word per file (the loudest), with every class's probability under --json
+        return _answers(predictor.predict_files(args.files), args.json, lambda r: f"{r.digit}\t{r.probability:.4f}")
+    from spoken_digits.recognize.files import transcribe_files
+
+    def line(r: Any) -> str:
+        lowest = min((w.probability for w in r.transcript.words), default=None)
+        return f"{r.transcript.text}\t{'' if lowest is None else f'{lowest:.4f}'}"
+
+    return _answers(transcribe_files(predictor, args.files), args.json, line)
+
+
+def _answers(results: list[Any], as_json: bool, line: Callable[[Any], str]) -> int:
+    """Print predict's answers (JSON, or `file<TAB>line(answer)`), warnings and errors on stderr;
+    the exit status is 1 when any file failed."""
+    if as_json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     for r in results:
         for note in r.warnings:
             print(f"spoken-digits: warning: {r.file}: {note}", file=sys.stderr)
         if r.error is not None:
             print(f"spoken-digits: error: {r.error}", file=sys.stderr)
-        elif not args.json:
-            print(f"{r.file}\t{r.digit}\t{r.probability:.4f}")
+        elif not as_json:
+            print(f"{r.file}\t{line(r)}")
     return 1 if any(r.error for r in results) else 0
+
+
+def listen(args: argparse.Namespace) -> int:
+    from spoken_digits.predict import load_predictor
+    from spoken_digits.recognize import microphone
+
+    predictor = load_predictor(args.checkpoint)
+    if args.file is not None:
+        words = microphone.listen_file(predictor, args.file, json_lines=args.json)
+    else:
+        words = microphone.listen_microphone(predictor, device=args.input_device, json_lines=args.json)
+    if not args.json:
+        print(f"heard: {''.join(w.label for w in words) or '(nothing)'}")
+    return 0
+
+
+def train_strings(args: argparse.Namespace) -> int:
+    from spoken_digits.train_strings import train_strings as run
+
+    options = {"epochs": args.epochs, "recordings": args.recordings, "seed": args.seed}
+    path = run(args.word_model, args.out, data=args.data, download=not args.no_download, **options)
+    print(f"wrote {path}")
+    return 0
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ from spoken_digits.config import AudioConfig, RunConfig, SplitConfig, SplitName
 from spoken_digits.errors import ParameterError
 from spoken_digits.evaluate import scores
 from spoken_digits.features import Featurizer, fix_lengths
-from spoken_digits.models import count_parameters, create_model
+from spoken_digits.models import SEQUENCE_MODELS, count_parameters, create_model
 from spoken_digits.predict import load_predictor
 from spoken_digits.report import plot_confusion, plot_curves
 from spoken_digits.runstate import RunState
@@ -165,6 +165,8 @@ def train_run(
     `resume_run` to take its config from `out/config.json`) and ends with the same metrics an
     uninterrupted run would have. `out` is locked for the run: a second run on it is refused.
     """
+    if cfg.model.name in SEQUENCE_MODELS:
+        raise ParameterError(f"{cfg.model.name} labels frames, not clips: train it with spoken-digits train-strings")
     started = time.perf_counter()
     out = Path(out)
     main = rank_and_world()[0] == 0  # under torchrun, rank 0 alone writes files and talks

@@ -42,6 +42,8 @@ def export_onnx(source: str | os.PathLike[str], target: str | os.PathLike[str], 
     """Write `source` checkpoint as ONNX to `target` (atomically), check it against torch, return the check."""
     onnx, onnxruntime = _requirements()
     ckpt = checkpoint.load(source)
+    if ckpt.info.get("kind") == "strings":
+        raise ParameterError(f"{source}: string models (train-strings) cannot be exported yet; they run from the .pt")
     classifier = SpokenDigitClassifier(*ckpt.build()).eval()
     classifier.featurizer.frontend.use_conv_stft()
     n = ckpt.config.audio.n_samples or ckpt.config.audio.sr  # 1 s when lengths vary

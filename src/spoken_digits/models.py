@@ -273,6 +273,35 @@ class Conv1D(nn.Module):
         return self.head(torch.cat([masked_mean(h, lengths), h.amax(dim=1)], dim=1))
 
 
+class SequenceConv1D(nn.Module):
+    """Conv1D's convolutions (same layers, so a word model's can start it), frames paired (20 ms), a
+    BiGRU, and per frame the log-probabilities of each class and of "no new word" (the last index,
+    CTC's blank). For digit strings: trained with CTC on whole recordings, it needs no word boundaries.
+    forward returns (B, ceil(T / 2), n_classes + 1); `output_lengths` gives each clip's valid frames.
+    """
+
+    def __init__(self, n_features: int, n_classes: int, *, hidden: int = 128, layers: int = 3, kernel: int = 5) -> None:
+        super().__init__()
+        widths = (n_features, *([hidden] * layers))
+        self.convs = nn.ModuleList(nn.Conv1d(a, b, kernel, padding=kernel // 2) for a, b in itertools.pairwise(widths))
+        self.norms = nn.ModuleList(nn.BatchNorm1d(hidden) for _ in range(layers))
+        self.rnn = nn.GRU(hidden, hidden, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(2 * hidden, n_classes + 1)
+
+    @staticmethod
+    def output_lengths(lengths: torch.Tensor) -> torch.Tensor:
+        return torch.div(lengths + 1, 2, rounding_mode="floor")
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = time_mask(lengths, x.shape[1])[:, None, :].to(x.dtype)  # (B, 1, T)
+        h = x.transpose(1, 2) * mask
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            h = torch.relu(masked_batch_norm(cast(nn.BatchNorm1d, norm), conv(h), mask)) * mask
+        h = F.max_pool1d(h, 2, ceil_mode=True)  # (B, hidden, ceil(T / 2))
+        h, _ = run_rnn(self.rnn, h.transpose(1, 2), self.output_lengths(lengths))
+        return self.head(h).log_softmax(dim=-1)
+
+
 class Ensemble(nn.Module):
     """K copies of one model, trained side by side as independent models and averaged to predict.
 
@@ -328,6 +357,10 @@ MODELS: dict[str, tuple[Factory, str]] = {
     "crnn": (CRNN, "two conv blocks (mel pooling only) -> BiGRU(128) -> masked mean"),
     "conv1d": (Conv1D, "three 1-D convolutions over time (bands as channels), masked mean+max"),
 }
+# Models that label every frame (CTC) rather than the clip: trained by train-strings, never by train.
+SEQUENCE_MODELS: dict[str, tuple[Factory, str]] = {
+    "sequence_conv1d": (SequenceConv1D, "conv1d's convolutions -> 20 ms frames -> BiGRU(128) -> per-frame CTC outputs"),
+}
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -340,11 +373,14 @@ def create_model(name: str, *, n_features: int, n_classes: int, **params: object
 
     `members=K` builds an `Ensemble` of K independently initialised copies.
     """
-    if name not in MODELS:
+    if name in SEQUENCE_MODELS:
+        factory, _ = SEQUENCE_MODELS[name]
+    elif name in MODELS:
+        factory, _ = MODELS[name]
+    else:
         close = difflib.get_close_matches(name, MODELS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ParameterError(f"unknown model {name!r}{hint}; choose one of: {', '.join(MODELS)}")
-    factory, _ = MODELS[name]
     members = params.pop("members", 1)
     if not isinstance(members, int) or members < 1:
         raise ParameterError(f"members must be a whole number >= 1, got {members!r}")

@@ -134,13 +134,26 @@ class BasePredictor(ABC):
         kept = [i for i, r in enumerate(results) if isinstance(r, np.ndarray)]
         prepared = [r for r in results if isinstance(r, np.ndarray)]
         if prepared:
-            for i, probs in zip(kept, self._model_probabilities(prepared, batch_size), strict=True):
+            for i, probs in zip(kept, self.model_probabilities(prepared, batch_size), strict=True):
                 results[i] = probs
         return list(zip(results, found, strict=True))
 
+    @property
+    def hears_strings(self) -> bool:
+        """True for a string model (train-strings: CTC over whole recordings), False for a word model."""
+        return self.info.get("kind") == "strings"
+
+    def _words_only(self, what: str) -> None:
+        if self.hears_strings:
+            raise ParameterError(
+                f"this is a string model (train-strings): it answers through predict, listen and serve, not {what}; "
+                "score strings with python -m benchmarks.strings"
+            )
+
     @torch.no_grad()
-    def _model_probabilities(self, prepared: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
+    def model_probabilities(self, prepared: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
         """Class probabilities (N, n_classes) of waveforms already endpointed and cut to length."""
+        self._words_only("one word per clip")
         out = []
         for start in range(0, len(prepared), batch_size):
             x, lengths = audio.batch(prepared[start : start + batch_size])
@@ -149,6 +162,7 @@ class BasePredictor(ABC):
 
     def inspect(self, wave: np.ndarray) -> Inspection:
         """Probabilities and model input of one mono waveform at the model's rate (AudioError if it holds no digit)."""
+        self._words_only("one word per clip")
         y = np.asarray(wave, dtype=np.float32)
         audio.require_speech(y, self.audio_cfg.sr, name="waveform")
         found = audio.find_words([y], self.audio_cfg)

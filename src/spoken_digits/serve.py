@@ -3,17 +3,23 @@
 FastAPI on uvicorn. Inference runs in a worker thread, never on the event loop. Request bodies
 are capped while they stream in, whatever their encoding, and bad audio gets a 4xx with a JSON
 `error`, never a 500. Serves a checkpoint (.pt) or an exported ONNX model alike.
+
+Live listening: the WebSocket /api/listen?rate=HZ takes binary frames of mono float32 samples
+(little-endian) and answers {"type": "word", "word": {...}, "text": the string so far} as each word
+is recognised; text frames {"type": "clear"} and {"type": "end"} clear the string and end the
+stream. A bad frame gets {"type": "error", "message": ...} and the stream goes on.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from importlib import resources
 from typing import Any, Protocol
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import UploadFile
@@ -26,6 +32,7 @@ from spoken_digits.predict import Inspection
 
 MAX_BYTES = 10 * 1024 * 1024  # largest accepted request body
 MAX_SECONDS = 30.0  # longest accepted audio
+MAX_FRAME_BYTES = 256 * 1024  # largest WebSocket frame of audio (over 1 s of 48 kHz float32)
 
 
 class BodyTooLarge(Exception):
@@ -43,7 +50,10 @@ class Model(Protocol):
     def classes(self) -> Sequence[str]: ...
     @property
     def audio_cfg(self) -> AudioConfig: ...
+    @property
+    def hears_strings(self) -> bool: ...
     def inspect(self, wave: np.ndarray) -> Inspection: ...
+    def model_probabilities(self, prepared: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray: ...
 
 
 def create_app(predictor: Model, *, max_bytes: int = MAX_BYTES) -> FastAPI:
@@ -91,7 +101,74 @@ def create_app(predictor: Model, *, max_bytes: int = MAX_BYTES) -> FastAPI:
             return _error(422, str(exc))
         return JSONResponse(result)
 
+    @app.websocket("/api/listen")
+    async def listen(socket: WebSocket) -> None:
+        """Live listening: see the module docstring for the protocol."""
+        await _listen(socket, predictor)
+
     return app
+
+
+async def _listen(socket: WebSocket, predictor: Model) -> None:
+    """One live stream: audio frames in, words out, until the client leaves or sends "end"."""
+    from spoken_digits.recognize.stream import Listener
+
+    await socket.accept()
+    rate = socket.query_params.get("rate", "")
+    if not rate.isdigit() or not 8000 <= int(rate) <= 192_000:
+        await socket.send_json({"type": "error", "message": f"rate must be 8000-192000 Hz (?rate=48000), got {rate!r}"})
+        await socket.close(code=1008)
+        return
+    listener = Listener(predictor, int(rate))  # type: ignore[arg-type]  # any Model is a BasePredictor
+    while True:
+        message = await socket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        ending = False
+        if message.get("bytes") is not None:
+            problem, samples = _samples(message["bytes"])
+            if problem:
+                await socket.send_json({"type": "error", "message": problem})
+                continue
+            words = await run_in_threadpool(listener.feed, samples)
+        else:
+            command = _command(message.get("text") or "")
+            if command == "clear":
+                listener.clear()
+                await socket.send_json({"type": "cleared", "text": ""})
+                continue
+            if command != "end":
+                await socket.send_json({"type": "error", "message": command})
+                continue
+            words, ending = await run_in_threadpool(listener.finish), True
+        for word in words:
+            await socket.send_json({"type": "word", "word": word.to_dict(), "text": listener.text})
+        if ending:
+            await socket.send_json({"type": "done", "text": listener.text})
+            await socket.close()
+            return
+
+
+def _samples(data: bytes) -> tuple[str, np.ndarray]:
+    """A frame's float32 samples, or what is wrong with it."""
+    empty = np.zeros(0, np.float32)
+    if len(data) > MAX_FRAME_BYTES:
+        return f"audio frame of {len(data)} bytes is over the {_size(MAX_FRAME_BYTES)} limit: send shorter ones", empty
+    if len(data) % 4:
+        return f"audio frame of {len(data)} bytes is not whole float32 samples (4 bytes each)", empty
+    samples = np.frombuffer(data, dtype="<f4").astype(np.float32)
+    if not np.isfinite(samples).all():
+        return "audio frame holds NaN or infinite samples", empty
+    return "", samples
+
+
+def _command(text: str) -> str:
+    """"clear" or "end" from a JSON text frame, else a message saying what is wrong."""
+    try:
+        kind = json.loads(text).get("type")
+    except (json.JSONDecodeError, AttributeError):
+        return 'text frames must be JSON such as {"type": "clear"} or {"type": "end"}'
+    return kind if kind in ("clear", "end") else f'unknown command {kind!r}: use "clear" or "end"'
 
 
 async def _read_upload(request: Request, max_bytes: int) -> tuple[str, bytes]:
@@ -130,6 +207,21 @@ async def _capped(stream: AsyncGenerator[bytes, None], max_bytes: int) -> AsyncG
 def _inspect(predictor: Model, data: bytes, name: str, max_duration: float) -> dict[str, Any]:
     """The JSON answer for one upload; `features` only where the model exposes its input (not ONNX)."""
     wave = audio.read_audio_bytes(data, predictor.audio_cfg.sr, name=name, max_duration=max_duration)
+    if predictor.hears_strings:  # a string model: the digits heard, no per-class picture
+        from spoken_digits.recognize.strings import transcribe
+
+        heard = transcribe(predictor, [wave])[0]  # type: ignore[arg-type]  # any Model is a BasePredictor
+        peak, rms = float(np.abs(wave).max()), float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
+        return {
+            "digit": heard.text,
+            "probability": min((w.probability for w in heard.words), default=0.0),
+            "probabilities": {},
+            "words": [w.to_dict() for w in heard.words],
+            "seconds": round(heard.seconds, 3),
+            "peak_dbfs": round(20 * np.log10(max(peak, 1e-10)), 1),
+            "rms_dbfs": round(20 * np.log10(max(rms, 1e-10)), 1),
+            "warnings": [] if heard.words else ["no digits heard"],
+        }
     seen = predictor.inspect(wave)
     best = int(np.argmax(seen.probabilities))
     answer: dict[str, Any] = {

@@ -1,0 +1,50 @@
+"""Digit strings from a recording: the speech detector finds stretches of speech, then a string model
+(`ctc`) or, for a word model, cutting at dips (`segment`) turns each stretch into words.
+
+    transcript = transcribe(load_predictor("model.pt"), [waveform])[0]
+    transcript.text                  # "4155550192"
+    [w.to_dict() for w in transcript.words]   # digit, start, end, probability, low_confidence
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from spoken_digits import endpoint
+from spoken_digits.errors import ParameterError
+from spoken_digits.predict import BasePredictor, Predictor
+from spoken_digits.recognize.ctc import decode_ctc
+from spoken_digits.recognize.segment import decode_segments, level_db, noise_floor
+from spoken_digits.recognize.words import Transcript, Word, stretches
+
+
+def decode(
+    predictor: BasePredictor,
+    waves: Sequence[np.ndarray],
+    spans: Sequence[Sequence[tuple[int, int]]],
+    *,
+    floors: Sequence[float] | None = None,
+    offset: float = 0.0,
+) -> list[tuple[list[Word], int]]:
+    """Words (and how many pieces were rejected) in given stretches [a, b) of each waveform at the model's
+    rate, times `offset` s later. `floors`: each waveform's noise floor in dB (word models; default: its own)."""
+    if predictor.hears_strings:
+        if not isinstance(predictor, Predictor):
+            raise ParameterError("string models run from their checkpoint (.pt), not from ONNX")
+        return decode_ctc(predictor, waves, spans, offset=offset)
+    sr = predictor.audio_cfg.sr
+    floors = [noise_floor(level_db(y, sr)) for y in waves] if floors is None else floors
+    return decode_segments(predictor, waves, spans, floors, offset=offset)
+
+
+def transcribe(predictor: BasePredictor, waves: Sequence[np.ndarray]) -> list[Transcript]:
+    """The words in each mono waveform at the predictor's rate (no speech or no words: an empty transcript)."""
+    sr = predictor.audio_cfg.sr
+    probs = endpoint.detector().probabilities(waves, sr) if len(waves) else []
+    spans = [stretches(p, len(y), sr) for y, p in zip(waves, probs, strict=True)]
+    return [
+        Transcript(tuple(words), len(y) / sr, rejected)
+        for y, (words, rejected) in zip(waves, decode(predictor, waves, spans), strict=True)
+    ]

@@ -1,0 +1,79 @@
+"""What string recognition returns (words with times and confidences) and where it looks for them
+(stretches of speech found by the speech detector)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from spoken_digits import endpoint
+
+LOW_CONFIDENCE = 0.7  # a word whose probability is below this is marked `low`
+
+
+@dataclass(frozen=True)
+class Word:
+    """One recognised word: its label, where it lies (seconds into the recording), how sure the model is."""
+
+    label: str
+    start: float
+    end: float
+    probability: float
+
+    @property
+    def low(self) -> bool:
+        """True when the model is unsure (probability below LOW_CONFIDENCE): check this digit."""
+        return self.probability < LOW_CONFIDENCE
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "digit": self.label,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "probability": round(self.probability, 4),
+            "low_confidence": self.low,
+        }
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """The words found in one recording, in order; `rejected` counts speech pieces that were no digit."""
+
+    words: tuple[Word, ...]
+    seconds: float
+    rejected: int = 0
+
+    @property
+    def text(self) -> str:
+        """The labels joined: "4155550192" for digits (labels longer than one character joined by spaces)."""
+        return join_labels([w.label for w in self.words])
+
+    def to_dict(self) -> dict[str, object]:
+        return {"text": self.text, "seconds": round(self.seconds, 3), "words": [w.to_dict() for w in self.words]}
+
+
+def join_labels(labels: list[str]) -> str:
+    """Labels as one string: run together when each is one character (digits), else spaced (words)."""
+    return "".join(labels) if all(len(x) == 1 for x in labels) else " ".join(labels)
+
+
+def stretches(probs: np.ndarray, n: int, sr: int) -> list[tuple[int, int]]:
+    """Stretches of speech [start, end) in samples of a recording n samples long at `sr`: the detector's
+    runs merged over gaps under endpoint.MERGE_GAP, runs shorter than endpoint.MIN_RUN dropped, widened
+    by endpoint.LEAD and TRAIL (and may reach past the recording's ends, like endpoint.Segment)."""
+    step = endpoint.STEP * sr / endpoint.RATE
+    merged: list[list[int]] = []
+    for a, b in endpoint.speech_runs(probs):
+        start, end = round(a * step), min(round(b * step), n)
+        if merged and start - merged[-1][1] < endpoint.MERGE_GAP * sr:
+            merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    lead, trail = round(endpoint.LEAD * sr), round(endpoint.TRAIL * sr)
+    return [(a - lead, b + trail) for a, b in merged if b - a >= endpoint.MIN_RUN * sr]
+
+
+def piece(y: np.ndarray, a: int, b: int) -> np.ndarray:
+    """y[a:b], with silence where [a, b) reaches past the recording."""
+    return np.pad(y[max(a, 0) : max(min(b, len(y)), 0)], (max(-a, 0), max(b - len(y), 0))).astype(np.float32)

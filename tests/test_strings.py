@@ -1,0 +1,215 @@
+"""Digit strings and live listening: transcripts, the streaming Listener, predict/listen on the command
+line, the WebSocket, and string models (train-strings), on synthetic voices."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+from benchmarks.strings import edits, non_speech, score
+
+from conftest import fsdd_string, voice_string
+from spoken_digits.cli import main
+from spoken_digits.predict import Predictor
+from spoken_digits.recognize.ctc import greedy
+from spoken_digits.recognize.stream import Listener
+from spoken_digits.recognize.strings import transcribe
+
+
+@pytest.fixture(scope="module")
+def word_model(trained_default) -> Predictor:
+    """The default pipeline trained on synthetic voices (the detector does not always take a run of
+    them for speech, so tests on it compare paths, not digits)."""
+    return Predictor.from_file(trained_default / "model.pt")
+
+
+@pytest.fixture(scope="module")
+def fsdd_model(trained_on_fsdd) -> Predictor:
+    return Predictor.from_file(trained_on_fsdd / "model.pt")
+
+
+STRINGS = [("4155550192", "george"), ("2580", "jackson"), ("731", "lucas"), ("90", "nicolas"), ("68", "theo")]
+
+
+def test_edit_distance_and_scores():
+    assert edits("4155550192", "4155550192") == 0
+    assert edits("415", "4815") == 1 and edits("415", "45") == 1 and edits("415", "416") == 1 and edits("", "12") == 2
+    assert score(["12", "345"], ["12", "35"]) == {"der": 0.2, "errors": 1, "digits": 5, "string_accuracy": 0.5}
+
+
+def test_greedy_ctc_merges_repeats_drops_blanks_and_keeps_a_repeat_split_by_a_blank():
+    blank = [0.0, 0.0, 1.0]
+    a, b = [0.9, 0.05, 0.05], [0.2, 0.7, 0.1]
+    frames = np.array([blank, a, a, blank, a, b, b, blank], dtype=np.float32)
+    assert greedy(frames) == [
+        (0, 1, 3, pytest.approx(0.9)),
+        (0, 4, 5, pytest.approx(0.9)),
+        (1, 5, 7, pytest.approx(0.7)),
+    ]
+    assert greedy(np.array([blank, blank])) == []
+
+
+@pytest.mark.fsdd
+@pytest.mark.parametrize("pause", [0.3, 0.05])
+def test_strings_of_real_test_words_are_heard_word_by_word_with_times(fsdd_model, fsdd_root, pause):
+    """Five speakers' test-split takes joined with pauses (and nearly touching): the digits and their order."""
+    waves = [fsdd_string(fsdd_root, digits, speaker=who, pause=pause) for digits, who in STRINGS]
+    transcripts = transcribe(fsdd_model, waves)
+    result = score([d for d, _ in STRINGS], [t.text for t in transcripts])
+    assert result["der"] <= (0.05 if pause >= 0.1 else 0.15), [t.text for t in transcripts]
+    for t in transcripts:
+        starts = [w.start for w in t.words]
+        assert starts == sorted(starts) and all(w.end > w.start for w in t.words)
+    assert 0.1 <= transcripts[0].words[0].start <= 0.45  # the first word begins after 0.3 s of quiet
+
+
+@pytest.mark.fsdd
+def test_the_listener_hears_real_strings_as_transcribe_does(fsdd_model, fsdd_root):
+    for digits, who in STRINGS[:3]:
+        y = fsdd_string(fsdd_root, digits, speaker=who, pause=0.3)
+        offline = transcribe(fsdd_model, [y])[0].text
+        assert "".join(feed_all(Listener(fsdd_model, 8000), y, 160)) == offline
+        assert edits(offline, digits) <= 1
+
+
+def test_noise_tones_and_silence_give_no_digits(word_model):
+    rng = np.random.default_rng(3)
+    recordings = non_speech(8000, rng)
+    transcripts = transcribe(word_model, recordings)
+    assert [t.text for t in transcripts] == [""] * len(recordings)
+    listener = Listener(word_model, 8000)
+    for y in recordings:
+        for at in range(0, len(y), 800):
+            assert listener.feed(y[at : at + 800]) == []
+    assert listener.finish() == [] and listener.text == ""
+
+
+def feed_all(listener: Listener, y: np.ndarray, chunk: int) -> list[str]:
+    heard = []
+    for at in range(0, len(y), chunk):
+        heard += [w.label for w in listener.feed(y[at : at + chunk])]
+    return heard + [w.label for w in listener.finish()]
+
+
+def test_the_listener_hears_what_transcribe_hears_whatever_the_chunks_and_rate(word_model):
+    y = voice_string("864", pause=0.4, seed=11)
+    offline = transcribe(word_model, [y])[0]
+    assert len(offline.text) >= 2
+    small, large = Listener(word_model, 8000), Listener(word_model, 8000)
+    assert "".join(feed_all(small, y, 8)) == "".join(feed_all(large, y, 8000)) == offline.text
+    assert [round(w.start, 3) for w in small.words] == [round(w.start, 3) for w in large.words]
+    fast = Listener(word_model, 48000)
+    assert "".join(feed_all(fast, soxr.resample(y, 8000, 48000), 1234)) == offline.text
+
+
+def test_the_listener_gives_each_word_soon_after_it_ends(word_model):
+    """Words come out while the stream goes on: each by 0.3 s of audio after its own end."""
+    y = voice_string("864", pause=0.6, seed=5)
+    listener, chunk, shown = Listener(word_model, 8000), 160, []
+    for at in range(0, len(y), chunk):
+        shown += [(w, (at + chunk) / 8000) for w in listener.feed(y[at : at + chunk])]
+    assert len(shown) >= 2 and shown[0][1] < len(y) / 8000 - 0.5  # the first came well before the end
+    assert all(now - w.end <= 0.3 for w, now in shown)
+
+
+def test_the_listener_refuses_bad_samples_and_clears(word_model):
+    listener = Listener(word_model, 8000)
+    with pytest.raises(ValueError, match="NaN"):
+        listener.feed(np.array([0.0, np.nan], dtype=np.float32))
+    feed_all(listener, voice_string("864", pause=0.4, seed=11), 400)
+    assert listener.text
+    listener.clear()
+    assert listener.text == "" and listener.words == []
+    with pytest.raises(ValueError, match="too low"):
+        Listener(word_model, 500)
+
+
+@pytest.mark.fsdd
+def test_predict_prints_the_string_and_streams_a_long_file(trained_on_fsdd, fsdd_root, tmp_path, capsys):
+    short = tmp_path / "pin.wav"
+    sf.write(short, fsdd_string(fsdd_root, "2580", speaker="jackson"), 8000)
+    long = tmp_path / "long.flac"  # over a minute: transcribed as a stream, never read whole
+    gap = 0.001 * np.random.default_rng(0).standard_normal(70 * 8000).astype(np.float32)
+    parts = [fsdd_string(fsdd_root, "19", speaker="theo"), gap, fsdd_string(fsdd_root, "4", speaker="theo", take=3)]
+    sf.write(long, np.concatenate(parts), 8000)
+    model = str(trained_on_fsdd / "model.pt")
+    assert main(["predict", model, str(short), str(long)]) == 0
+    lines = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
+    assert [line[0] for line in lines] == [str(short), str(long)] and all(0 < float(line[2]) <= 1 for line in lines)
+    assert edits(lines[0][1], "2580") <= 1 and edits(lines[1][1], "194") <= 1  # an 8-epoch model: a slip allowed
+    assert main(["predict", model, str(short), "--json"]) == 0
+    words = json.loads(capsys.readouterr().out)[0]["words"]
+    assert "".join(w["digit"] for w in words) == lines[0][1] and words == sorted(words, key=lambda w: w["start"])
+    assert set(words[0]) == {"digit", "start", "end", "probability", "low_confidence"}
+
+
+@pytest.mark.fsdd
+def test_listen_plays_a_file_as_a_stream_and_says_when_there_is_no_microphone(
+    trained_on_fsdd, fsdd_root, tmp_path, capsys
+):
+    clip = tmp_path / "code.wav"
+    sf.write(clip, soxr.resample(fsdd_string(fsdd_root, "731", speaker="lucas"), 8000, 44100), 44100)
+    model = str(trained_on_fsdd / "model.pt")
+    assert main(["listen", model, "--file", str(clip), "--json"]) == 0
+    words = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [w["digit"] for w in words] == ["7", "3", "1"]
+    assert main(["listen", model, "--file", str(clip)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "heard: 731"
+    code = main(["listen", model])  # this machine has no microphone (or no PortAudio)
+    err = capsys.readouterr().err
+    assert code == 2 and ("PortAudio" in err or "sounddevice" in err or "microphone" in err), err
+
+
+def test_the_websocket_sends_words_as_they_come_and_survives_bad_frames(word_model):
+    from fastapi.testclient import TestClient
+
+    from spoken_digits.serve import MAX_FRAME_BYTES, create_app
+
+    client = TestClient(create_app(word_model))
+    y = soxr.resample(voice_string("864", pause=0.4, seed=11), 8000, 16000).astype("<f4")
+    expected = transcribe(word_model, [voice_string("864", pause=0.4, seed=11)])[0].text
+    with client.websocket_connect("/api/listen?rate=16000") as ws:
+        ws.send_bytes(b"\x00" * (MAX_FRAME_BYTES + 4))
+        assert "over the" in ws.receive_json()["message"]
+        ws.send_bytes(b"\x00\x00\x00")
+        assert "whole float32 samples" in ws.receive_json()["message"]
+        ws.send_bytes(np.array([np.nan], dtype="<f4").tobytes())
+        assert "NaN" in ws.receive_json()["message"]
+        ws.send_text("hello")
+        assert "must be JSON" in ws.receive_json()["message"]
+        ws.send_text(json.dumps({"type": "pause"}))
+        assert "unknown command" in ws.receive_json()["message"]
+        for at in range(0, len(y), 3200):
+            ws.send_bytes(y[at : at + 3200].tobytes())
+        ws.send_text(json.dumps({"type": "end"}))
+        messages = []
+        while not messages or messages[-1]["type"] != "done":
+            messages.append(ws.receive_json())
+    words = [m for m in messages if m["type"] == "word"]
+    assert len(words) >= 2 and "".join(m["word"]["digit"] for m in words) == words[-1]["text"]
+    assert edits(words[-1]["text"], expected) <= 1  # heard at 16 kHz, resampled: about what transcribe hears
+    assert messages[-1] == {"type": "done", "text": words[-1]["text"]}
+    with client.websocket_connect("/api/listen?rate=16000") as ws:
+        ws.send_text(json.dumps({"type": "clear"}))
+        assert ws.receive_json() == {"type": "cleared", "text": ""}
+    with client.websocket_connect("/api/listen?rate=abc") as ws:
+        assert "rate must be" in ws.receive_json()["message"]
+
+
+def test_a_string_model_trains_and_answers_through_predict(trained_default, synthetic_fsdd, tmp_path, capsys):
+    out = tmp_path / "strings"
+    options = ["--out", str(out), "--epochs", "2", "--recordings", "64", "--data", str(synthetic_fsdd), "--no-download"]
+    assert main(["train-strings", str(trained_default / "model.pt"), *options]) == 0
+    predictor = Predictor.from_file(out / "model.pt")
+    assert predictor.info["kind"] == "strings" and predictor.config.model.name == "sequence_conv1d"
+    clip = tmp_path / "three.wav"
+    sf.write(clip, voice_string("864", pause=0.4, seed=11), 8000)
+    capsys.readouterr()  # training's progress
+    assert main(["predict", str(out / "model.pt"), str(clip), "--json"]) == 0  # two epochs: any answer, no crash
+    answer = json.loads(capsys.readouterr().out)[0]
+    assert set(answer["text"]) <= set("0123456789") and "error" not in answer
+    assert main(["evaluate", str(out / "model.pt"), "--data", str(synthetic_fsdd), "--no-download"]) == 2
+    assert "string model" in capsys.readouterr().err
