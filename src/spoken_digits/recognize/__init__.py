@@ -1,0 +1,1 @@
+"""Recognising words in recordings: digit strings, live streams, files, the microphone."""
