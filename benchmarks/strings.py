@@ -1,16 +1,17 @@
 """The connected-digit benchmark: digit strings built from FSDD test clips, ours and pocketsphinx, one run.
 
-    python -m benchmarks.strings MODEL [--strings N] [--no-peer] [--out DIR] [--seed S] [--data DIR]
+    python -m benchmarks.strings MODEL... [--strings N] [--no-peer] [--out DIR] [--seed S] [--data DIR]
 
 Each string is one test speaker saying 1-10 random digits (their official test-split takes only), with
 pauses drawn per gap, placed in a recording with 0.3-0.6 s of room tone (white noise at -60 dBFS) before
 and after. Rows: clean with pauses of 100-500 ms and of 0-100 ms (touching words included), then white,
 pink and babble noise at 20/10/5 dB SNR (measured over the speech) with pauses of 0-500 ms; babble is
-made of training-split clips of other speakers. Scores: digit error rate (edit distance / digits) and
-whole-string accuracy. The false-digit rows feed 60 s of non-speech (noise, music-like tones, silence)
-and, for information, 60 s of FSDD test words played backwards (speech-like, not digits) to both
-recognisers and count the digits they report per minute. pocketsphinx (stock en-us model, a digit-loop
-grammar) hears the very same waveforms. Writes strings.json and strings.md to --out.
+five training-split clips summed (other takes, any of the six speakers). Scores: digit error rate
+(edit distance / digits) and whole-string accuracy. The false-digit rows feed 60 s of non-speech
+(noise, music-like tones, room tone) and, for information, 60 s of FSDD test words played backwards
+(speech-like, not digits) to each recogniser and count the digits reported per minute. pocketsphinx
+(stock en-us model, a digit-loop grammar) hears the very same waveforms. Writes strings.json and
+strings.md to --out.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from spoken_digits.experiment import machine
 from spoken_digits.predict import BasePredictor, load_predictor
 from spoken_digits.recognize.stream import Listener
 from spoken_digits.recognize.strings import transcribe
+from spoken_digits.recognize.words import Word
 from spoken_digits.splits import make_folds
 
 ROOM_DBFS = -60.0  # the room tone under every recording
@@ -196,26 +198,29 @@ def conditions(builder: Builder, babble: Sequence[np.ndarray], n: int, seed: int
 
 def stream_row(predictor: BasePredictor, spoken: Sequence[Spoken]) -> dict[str, Any]:
     """The strings fed to a `Listener` in CHUNK pieces: accuracy, the delay from each word's end to its
-    appearance (audio time, plus the compute time spent), and the real-time factor."""
+    appearance (audio time, plus the compute time spent), and the real-time factor. A word shown is
+    matched to the spoken word it overlaps most; words that overlap none have no delay to measure."""
     heard, delays, busy, seconds = [], [], 0.0, 0.0
     for s in spoken:
         listener = Listener(predictor, s.sr)
         step = round(CHUNK * s.sr)
-        out: list[tuple[float, float]] = []  # (word end, stream time when shown)
+        shown: list[tuple[Word, float]] = []  # each word, and the stream time when it was shown
         for at in range(0, len(s.wave), step):
             started = time.perf_counter()
             words = listener.feed(s.wave[at : at + step])
-            busy += time.perf_counter() - started
-            now = (at + step) / s.sr + (time.perf_counter() - started)
-            out += [(w.end, now) for w in words]
+            spent = time.perf_counter() - started
+            busy += spent
+            shown += [(w, min(at + step, len(s.wave)) / s.sr + spent) for w in words]
         started = time.perf_counter()
-        listener.finish()
+        words = listener.finish()
         busy += time.perf_counter() - started
+        shown += [(w, len(s.wave) / s.sr + time.perf_counter() - started) for w in words]
         seconds += len(s.wave) / s.sr
         heard.append(listener.text)
-        truth_ends = [b for _, b in s.words]
-        for (_, shown), end in zip(out, truth_ends, strict=False):
-            delays.append(shown - end)
+        for word, when in shown:
+            overlaps = [min(word.end, b) - max(word.start, a) for a, b in s.words]
+            if overlaps and max(overlaps) > 0:
+                delays.append(when - s.words[int(np.argmax(overlaps))][1])
     row = score([s.digits for s in spoken], heard)
     q = np.percentile(delays, [50, 95]) if delays else [float("nan")] * 2
     return row | {"delay_p50_s": float(q[0]), "delay_p95_s": float(q[1]), "rtf": busy / seconds}

@@ -213,3 +213,48 @@ def test_a_string_model_trains_and_answers_through_predict(trained_default, synt
     assert set(answer["text"]) <= set("0123456789") and "error" not in answer
     assert main(["evaluate", str(out / "model.pt"), "--data", str(synthetic_fsdd), "--no-download"]) == 2
     assert "string model" in capsys.readouterr().err
+
+
+def test_dynamic_programming_takes_the_cuts_that_explain_the_pieces_best():
+    from spoken_digits.recognize.segment import _best_cuts, _segmentations
+
+    bounds, depths = [0, 100, 200, 300], [1.0, 1.0, 0.1, 1.0]  # a deep dip at 100, a shallow one at 200
+    pairs = _segmentations(bounds, sr=1000)  # 0.1 s apart: every pair is a possible word
+    sure = {(0, 1): 0.95, (1, 3): 0.9, (1, 2): 0.6, (2, 3): 0.6, (0, 2): 0.3, (0, 3): 0.2}
+    scores = np.array([[sure[p], 1 - sure[p]] for p in pairs])
+    assert [(i, j) for i, j, _ in _best_cuts(depths, pairs, scores)] == [(0, 1), (1, 3)]
+
+
+def test_cut_candidates_are_dips_far_enough_down_and_apart():
+    from spoken_digits.recognize.segment import cut_candidates
+
+    level = np.full(100, -20.0)
+    level[30], level[33], level[70] = -60.0, -58.0, -21.0  # two deep dips 30 ms apart, one too shallow
+    cuts = cut_candidates(level, 0, 100, floor=-60.0)
+    assert [i for i, _ in cuts] == [30] and cuts[0][1] == pytest.approx(1.0)
+
+
+def test_the_listeners_level_is_not_pinned_by_digital_silence():
+    """After digital silence, then a long quiet hiss, the hiss stays well below speech level for the detector."""
+    from spoken_digits.recognize.stream import HEADROOM_DB, Listener
+
+    class Stub:  # what Listener reads of a predictor
+        audio_cfg = type("A", (), {"sr": 16000})()
+
+    listener = Listener(Stub(), 16000)  # type: ignore[arg-type]
+    listener._normalise(np.zeros(16000, np.float32))
+    hiss = 10 ** (-70 / 20) * np.random.default_rng(0).standard_normal(30 * 16000).astype(np.float32)
+    out = listener._normalise(hiss)
+    level = 20 * np.log10(np.sqrt(np.mean(out[-16000:] ** 2)))
+    assert level <= -20 - HEADROOM_DB + 3, level
+
+
+def test_train_strings_refuses_a_word_model_it_cannot_start_from(synthetic_fsdd, tmp_path, capsys):
+    """The clean preset's seed_lstm has no conv1d layers to start from, and hears a fixed window."""
+    from spoken_digits import checkpoint
+    from test_checkpoint import make_checkpoint
+
+    checkpoint.save(tmp_path / "lstm.pt", make_checkpoint())
+    options = ["--out", str(tmp_path / "s"), "--data", str(synthetic_fsdd), "--no-download"]
+    assert main(["train-strings", str(tmp_path / "lstm.pt"), *options]) == 2
+    assert "starts from a conv1d word model" in capsys.readouterr().err

@@ -160,7 +160,7 @@ def check_clip(y: np.ndarray, cfg: AudioConfig, segment: endpoint.Segment | None
     The crop warning measures what the model is given: the word found, the sound kept by cfg.trim_db,
     or the whole file.
     """
-    notes = [note] if (note := clipping(y)) else []
+    notes = [note] if (note := clipping_note(float(np.mean(np.abs(y) >= 0.999)))) else []
     if segment is not None and segment.runs > 1:
         notes.append(
             f"{segment.runs} separate stretches of speech: the model hears only the loudest "
@@ -181,9 +181,9 @@ def check_clip(y: np.ndarray, cfg: AudioConfig, segment: endpoint.Segment | None
     return notes
 
 
-def clipping(y: np.ndarray) -> str | None:
-    """A warning when more than 0.1% of the samples sit at full scale (the recording level was too high)."""
-    clipped = float(np.mean(np.abs(y) >= 0.999))
+def clipping_note(clipped: float) -> str | None:
+    """A warning when more than 0.1% of the samples (`clipped`, a share) sit at full scale: the recording
+    level was too high."""
     if clipped > 0.001:
         return f"{100 * clipped:.1f}% of samples are clipped at full scale; record at a lower level"
     return None

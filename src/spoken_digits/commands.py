@@ -162,6 +162,7 @@ def _answers(results: list[Any], as_json: bool, line: Callable[[Any], str]) -> i
 def listen(args: argparse.Namespace) -> int:
     from spoken_digits.predict import load_predictor
     from spoken_digits.recognize import microphone
+    from spoken_digits.recognize.words import join_labels
 
     predictor = load_predictor(args.checkpoint)
     if args.file is not None:
@@ -169,7 +170,7 @@ def listen(args: argparse.Namespace) -> int:
     else:
         words = microphone.listen_microphone(predictor, device=args.input_device, json_lines=args.json)
     if not args.json:
-        print(f"heard: {''.join(w.label for w in words) or '(nothing)'}")
+        print(f"heard: {join_labels([w.label for w in words]) or '(nothing)'}")
     return 0
 
 

@@ -136,18 +136,23 @@ def speech_runs(probs: np.ndarray) -> list[tuple[int, int]]:
     return runs
 
 
+def merge_runs(runs: Sequence[tuple[int, int]], gap: float) -> list[tuple[int, int]]:
+    """Runs [start, end) in order, those less than `gap` apart joined into one (units as given)."""
+    merged: list[tuple[int, int]] = []
+    for a, b in runs:
+        if merged and a - merged[-1][1] < gap:
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    return merged
+
+
 def word(probs: np.ndarray, y: np.ndarray, sr: int) -> Segment | None:
     """One word from a clip's probabilities (`SpeechDetector.probabilities`): runs merged over short
     gaps, clicks dropped, the run with the most energy kept and widened by LEAD and TRAIL; None if no run."""
     step = STEP * sr / RATE  # samples of `y` per probability
-    merged: list[list[int]] = []
-    for a, b in speech_runs(probs):
-        start, end = round(a * step), min(round(b * step), len(y))
-        if merged and start - merged[-1][1] < MERGE_GAP * sr:
-            merged[-1][1] = end
-        else:
-            merged.append([start, end])
-    kept = [(a, b) for a, b in merged if b - a >= MIN_RUN * sr]
+    runs = [(round(a * step), min(round(b * step), len(y))) for a, b in speech_runs(probs)]
+    kept = [(a, b) for a, b in merge_runs(runs, MERGE_GAP * sr) if b - a >= MIN_RUN * sr]
     if not kept:
         return None
     energy = np.concatenate([[0.0], np.cumsum(np.square(y, dtype=np.float64))])

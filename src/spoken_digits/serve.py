@@ -19,7 +19,7 @@ from importlib import resources
 from typing import Any, Protocol
 
 import numpy as np
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import UploadFile
@@ -27,8 +27,9 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from spoken_digits import audio
 from spoken_digits.config import AudioConfig, RunConfig
-from spoken_digits.errors import AudioError
+from spoken_digits.errors import AudioError, SpokenDigitsError
 from spoken_digits.predict import Inspection
+from spoken_digits.recognize.stream import Listener
 
 MAX_BYTES = 10 * 1024 * 1024  # largest accepted request body
 MAX_SECONDS = 30.0  # longest accepted audio
@@ -110,9 +111,7 @@ def create_app(predictor: Model, *, max_bytes: int = MAX_BYTES) -> FastAPI:
 
 
 async def _listen(socket: WebSocket, predictor: Model) -> None:
-    """One live stream: audio frames in, words out, until the client leaves or sends "end"."""
-    from spoken_digits.recognize.stream import Listener
-
+    """One live stream: accept it, check its rate, then converse until it ends."""
     await socket.accept()
     rate = socket.query_params.get("rate", "")
     if not rate.isdigit() or not 8000 <= int(rate) <= 192_000:
@@ -120,6 +119,14 @@ async def _listen(socket: WebSocket, predictor: Model) -> None:
         await socket.close(code=1008)
         return
     listener = Listener(predictor, int(rate))  # type: ignore[arg-type]  # any Model is a BasePredictor
+    try:
+        await _converse(socket, listener)
+    except WebSocketDisconnect:
+        return  # the client left mid-stream: nothing to answer
+
+
+async def _converse(socket: WebSocket, listener: Listener) -> None:
+    """Audio frames in, words out, until the client leaves or sends "end"."""
     while True:
         message = await socket.receive()
         if message["type"] == "websocket.disconnect":
@@ -130,7 +137,11 @@ async def _listen(socket: WebSocket, predictor: Model) -> None:
             if problem:
                 await socket.send_json({"type": "error", "message": problem})
                 continue
-            words = await run_in_threadpool(listener.feed, samples)
+            try:
+                words = await run_in_threadpool(listener.feed, samples)
+            except (SpokenDigitsError, ValueError) as exc:
+                await socket.send_json({"type": "error", "message": str(exc)})
+                continue
         else:
             command = _command(message.get("text") or "")
             if command == "clear":

@@ -1,6 +1,6 @@
 """Train a string model: CTC over recordings of several words, built on the fly from single-word clips.
 
-Each training recording is one speaker of the training split saying 1-7 random words, with pauses
+Each training recording is one speaker of the training split saying 1-5 random words, with pauses
 drawn from 0-500 ms (touching words included, some slightly overlapping), and silence around them;
 the word model's augmentation (speed, rooms, noise, babble, telephone band, clipping) then runs on
 the whole recording. The model starts from the word model's convolutions and front end, so it
@@ -89,10 +89,17 @@ def train_strings(
     index = {c: i for i, c in enumerate(word.classes)}
     maker = StringMaker(waves, [index[str(c.digit)] for c in train], [c.speaker for c in train], cfg.audio.sr)
     seed_everything(seed)
+    if cfg.model.name != "conv1d" or cfg.model.params or cfg.audio.n_samples is not None:
+        window = f"a fixed {cfg.audio.duration} s window" if cfg.audio.n_samples else "whole clips"
+        raise ParameterError(
+            f"{word_model}: train-strings starts from a conv1d word model that hears whole clips (the default "
+            f"preset), not {cfg.model.name} {dict(cfg.model.params)} with {window}"
+        )
     featurizer, trunk = word.build()
     model = cast(SequenceConv1D, create_model(MODEL, n_features=cfg.n_features, n_classes=len(word.classes)))
     own = model.state_dict()
-    model.load_state_dict({**own, **{k: v for k, v in trunk.state_dict().items() if k in own and "head" not in k}})
+    shared = {k: v for k, v in trunk.state_dict().items() if k.startswith(("convs.", "norms."))}
+    model.load_state_dict({**own, **shared})  # the word model's convolutions and their BatchNorms
     augment = Augmenter(cfg.augment, featurizer, cfg.audio)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.train.weight_decay)
     steps = epochs * (recordings // batch_size)

@@ -1,4 +1,4 @@
-"""How the word-model string decoder's two weights were chosen: on training speakers only.
+"""How the word-model string decoder's two weights were chosen: on training takes only.
 
     PYTHONPATH=. python docs/findings/strings/tune.py MODEL > docs/findings/strings/tune.md
 

@@ -1,6 +1,7 @@
 """Strings with a string model (`spoken-digits train-strings`): the model hears each stretch of speech
-whole and gives, every 20 ms, the probability of each word starting there or of nothing new (CTC's
-blank); the most probable label per frame, repeats merged and blanks dropped, is the string.
+whole and gives, every 20 ms, the probability of each word or of "nothing new" (CTC's blank: a word
+shows as a spike somewhere inside it); the most probable label per frame, repeats merged and blanks
+dropped, is the string.
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ import torch
 from spoken_digits import audio
 from spoken_digits.models import SequenceConv1D
 from spoken_digits.predict import Predictor
-from spoken_digits.recognize.words import Word, piece
-
-REJECT = 0.5  # a word whose frames never reach this probability is dropped (counted as rejected)
+from spoken_digits.recognize.words import REJECT, Word, piece
 
 
 @torch.no_grad()
@@ -44,7 +43,7 @@ def greedy(probs: np.ndarray) -> list[tuple[int, int, int, float]]:
     previous = blank
     for t, label in enumerate(best):
         label = int(label)
-        if label != blank and label == previous and found:
+        if label != blank and label == previous:
             _, first, _, peak = found[-1]
             found[-1] = (label, first, t + 1, max(peak, float(probs[t, label])))
         elif label != blank:

@@ -56,7 +56,8 @@ def transcribe_files(predictor: BasePredictor, paths: Sequence[str | os.PathLike
         except AudioError as exc:
             results[i] = FileTranscript(str(path), error=str(exc))
     for (i, y), transcript in zip(waves.items(), transcribe(predictor, list(waves.values())), strict=True):
-        results[i] = FileTranscript(str(paths[i]), transcript, warnings=tuple(_notes(y, transcript)))
+        notes = _notes(transcript, float(np.mean(np.abs(y) >= 0.999)))
+        results[i] = FileTranscript(str(paths[i]), transcript, warnings=tuple(notes))
     return [results[i] for i in range(len(paths))]
 
 
@@ -70,30 +71,33 @@ def _seconds(path: str | os.PathLike[str]) -> float:
 
 
 def _stream_file(predictor: BasePredictor, path: str | os.PathLike[str]) -> FileTranscript:
-    """A long file, read a second at a time through a Listener."""
+    """A long file, read a second at a time through a Listener (clipping counted on the way)."""
+    clipped = total = 0
     try:
         with sf.SoundFile(str(path)) as f:
+            if f.samplerate < audio.MIN_RATE:
+                raise AudioError(f"{path}: unusable sample rate {f.samplerate} Hz (need >= {audio.MIN_RATE} Hz)")
             listener = Listener(predictor, f.samplerate)
             for block in f.blocks(blocksize=f.samplerate, dtype="float32", always_2d=True):
                 mono = block.mean(axis=1, dtype=np.float32)
                 if not np.isfinite(mono).all():
                     raise AudioError(f"{path}: contains NaN or infinite samples")
+                clipped, total = clipped + int(np.sum(np.abs(mono) >= 0.999)), total + len(mono)
                 listener.feed(mono)
             listener.finish()
             seconds = f.frames / f.samplerate
     except sf.LibsndfileError as exc:
         raise AudioError(f"{path}: not a readable audio file ({exc.error_string})") from None
     transcript = Transcript(tuple(listener.words), seconds, listener.rejected)
-    notes = [] if transcript.words else ["no digits heard (no speech, or no word the model knows)"]
-    return FileTranscript(str(path), transcript, warnings=tuple(notes))
+    return FileTranscript(str(path), transcript, warnings=tuple(_notes(transcript, clipped / max(total, 1))))
 
 
-def _notes(y: np.ndarray, transcript: Transcript) -> list[str]:
-    """Warnings for a transcript: nothing heard, clipping, unsure words."""
+def _notes(transcript: Transcript, clipped: float) -> list[str]:
+    """Warnings for a transcript: nothing heard, clipping (the share of samples at full scale), unsure words."""
     notes = []
     if not transcript.words:
         notes.append("no digits heard (no speech, or no word the model knows)")
-    if note := audio.clipping(y):
+    if note := audio.clipping_note(clipped):
         notes.append(note)
     for k, w in enumerate(transcript.words):
         if w.low:

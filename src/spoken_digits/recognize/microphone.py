@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import numpy as np
 import soundfile as sf
 
+from spoken_digits import audio
 from spoken_digits.errors import AudioError, ParameterError
 from spoken_digits.predict import BasePredictor
 from spoken_digits.recognize.stream import Listener
@@ -51,6 +52,8 @@ def listen_file(predictor: BasePredictor, path: str | os.PathLike[str], *, json_
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as exc:
         raise AudioError(f"{path}: not a readable audio file ({exc})") from None
     with f:
+        if f.samplerate < audio.MIN_RATE:
+            raise AudioError(f"{path}: unusable sample rate {f.samplerate} Hz (need >= {audio.MIN_RATE} Hz)")
         listener = Listener(predictor, f.samplerate)
         size = max(1, round(BLOCK * f.samplerate))
         blocks = (b.mean(axis=1, dtype=np.float32) for b in f.blocks(blocksize=size, dtype="float32", always_2d=True))

@@ -2,7 +2,8 @@
 chosen by dynamic programming so that the word model is surest of every piece and the cuts lie in
 deep dips. Score: log(probability of the piece's best word) per piece + CUT_WEIGHT * (depth -
 DEPTH_EVEN) per cut, depth being how far a dip falls towards the recording's noise floor (0-1).
-Works with any word model; a string model (`ctc`) does better on touching words (README, "Digit strings").
+Works with any word model (a fixed-window one hears each piece through its window); see README,
+"Digit strings", for how it compares with a string model (`ctc`).
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ import numpy as np
 
 from spoken_digits import audio
 from spoken_digits.predict import BasePredictor
-from spoken_digits.recognize.words import Word, piece
+from spoken_digits.recognize.words import REJECT, Word, piece
 
 FRAME = 0.01  # s: the level is measured in frames this long
 MIN_WORD, MAX_WORD = 0.12, 1.1  # s: shortest and longest piece a word may be (FSDD: 0.14-0.95 s with margins)
 MIN_DIP_DB = 3.0  # a cut candidate lies at least this far below the louder of its two neighbouring peaks
 MIN_SPACING = 0.08  # s between cut candidates
-CUT_WEIGHT = 3.0  # how much a cut's depth counts against the pieces' log-probabilities (tuned on training speakers)
+CUT_WEIGHT = 3.0  # how much a cut's depth counts against the pieces' log-probabilities (tuned on training takes)
 DEPTH_EVEN = 0.7  # a dip this deep (a share of the way down to the floor) is as likely a gap as not
-REJECT = 0.5  # a piece whose best word is below this is not a word of the model (tuned on training speakers)
+FLOOR_DB = -80.0  # the quietest noise floor assumed (a real microphone's is above it)
 
 
 def level_db(y: np.ndarray, sr: int) -> np.ndarray:
@@ -37,8 +38,9 @@ def level_db(y: np.ndarray, sr: int) -> np.ndarray:
 
 
 def noise_floor(level: np.ndarray) -> float:
-    """The level (dB) of the quiet between words: the 10th percentile of a recording's frame levels."""
-    return float(np.percentile(level, 10)) if len(level) else 0.0
+    """The level (dB) of the quiet between words: the 10th percentile of a recording's frame levels, at
+    least FLOOR_DB (digital silence would make every dip between words look shallow)."""
+    return max(float(np.percentile(level, 10)), FLOOR_DB) if len(level) else FLOOR_DB
 
 
 def cut_candidates(level: np.ndarray, start: int, end: int, floor: float) -> list[tuple[int, float]]:

@@ -3,8 +3,10 @@
 The speech detector runs as the audio arrives (its four step alignments batched in one call per
 32 ms), on a copy whose level follows the loudest recent sound: a slow-decaying peak, kept at
 least HEADROOM_DB above the noise floor, since a live stream has no "whole clip" to normalise by.
-A stretch of speech is closed once the detector has heard CLOSE_GAP of non-speech after it; the
-stretch is then decoded exactly as `strings.transcribe` decodes it, and its words are returned.
+A stretch of speech (runs less than CLOSE_GAP apart) is closed once the detector has heard CLOSE_GAP
+of non-speech after it, so the stretches are the same whatever the chunk size; it is then decoded
+as `strings.transcribe` decodes one, starting no earlier than the last one ended, and its words are
+returned.
 A stretch longer than MAX_STRETCH is decoded at that length, so continuous talk cannot grow the
 buffer without bound.
 """
@@ -22,11 +24,13 @@ from spoken_digits.recognize.segment import level_db, noise_floor
 from spoken_digits.recognize.strings import decode
 from spoken_digits.recognize.words import Word, join_labels
 
-CLOSE_GAP = 0.06  # s of non-speech after a stretch before it is decoded (offline merges over endpoint.MERGE_GAP)
+CLOSE_GAP = 0.06  # s of non-speech that ends a stretch (offline, runs merge over endpoint.MERGE_GAP: a whole file
+# is there to wait for; live, a word shows sooner)
 MAX_STRETCH = 12.0  # s: a stretch of speech this long is decoded without waiting for a pause
 FLOOR_SECONDS = 10.0  # s of recent audio the quiet between words is measured over
 PEAK_DECAY_DB = 2.0  # dB per second the level reference falls after a loud sound
-FLOOR_RISE_DB = 3.0  # dB per second the noise-floor estimate may rise (it falls at once)
+FLOOR_RISE_DB = 6.0  # dB per second the noise-floor estimate may rise (it falls at once)
+FLOOR_MIN = 1e-5  # RMS (-100 dBFS): the floor estimate never goes below it (digital silence)
 HEADROOM_DB = 30.0  # the level reference stays at least this far above the noise floor: a long quiet is not
 # amplified to speech level (the detector, having heard loud noise for a while, then misses the next word)
 
@@ -63,7 +67,8 @@ class Listener:
         self._probs: list[float] = []  # final probabilities from sub-step _probs_start on
         self._probs_start = 0
         self._pending = np.zeros(0, np.float32)  # detector-rate audio short of a whole frame
-        self._floor: float | None = None  # noise-floor estimate (RMS of the quietest recent 32 ms)
+        self._floor = FLOOR_MIN  # noise-floor estimate (RMS of the quietest recent 32 ms)
+        self._decoded_to = 0  # model-rate stream sample where the last decoded stretch ended
         self._peak = 0.0  # level reference (RMS of the loudest recent 32 ms, decaying)
         self._levels: deque[float] = deque(maxlen=round(FLOOR_SECONDS / 0.01))
 
@@ -138,11 +143,10 @@ class Listener:
         for start in range(0, n, frame):
             part = y[start : start + frame]
             rms = float(np.sqrt(np.mean(np.square(part, dtype=np.float64))))
-            self._floor = rms if self._floor is None else min(rms, self._floor * rise)
-            self._peak = max(rms, self._peak * decay, self._floor * 10 ** (HEADROOM_DB / 20))
-            gain = 10 ** (endpoint.MAX_GAIN_DB / 20)
-            if self._peak > 1e-7:
-                gain = min(10 ** (endpoint.LEVEL_DBFS / 20) / self._peak, gain)
+            self._floor = max(min(rms, self._floor * rise), FLOOR_MIN)  # digital silence cannot pin it at 0
+            self._peak = max(rms, self._peak * decay)
+            reference = max(self._peak, self._floor * 10 ** (HEADROOM_DB / 20))
+            gain = min(10 ** (endpoint.LEVEL_DBFS / 20) / reference, 10 ** (endpoint.MAX_GAIN_DB / 20))
             out[start : start + frame] = part * gain
         return out
 
@@ -151,12 +155,8 @@ class Listener:
         sr, step = self.model_sr, endpoint.STEP * self.model_sr / endpoint.RATE
         heard = len(self._probs)
         offset = round(self._probs_start * step) - self._audio_start  # buffer sample of probability 0
-        merged: list[list[int]] = []
-        for a, b in endpoint.speech_runs(np.asarray(self._probs, dtype=np.float32)):
-            if merged and (a - merged[-1][1]) * step < endpoint.MERGE_GAP * sr:
-                merged[-1][1] = b
-            else:
-                merged.append([a, b])
+        runs = endpoint.speech_runs(np.asarray(self._probs, dtype=np.float32))
+        merged = endpoint.merge_runs(runs, CLOSE_GAP * sr / step)  # the same stretches whatever the chunks
         done = []
         for a, b in merged:
             if not final and (heard - b) * step < CLOSE_GAP * sr and (b - a) * step < MAX_STRETCH * sr:
@@ -166,17 +166,18 @@ class Listener:
             self._trim(merged[0][0] if merged else heard, offset, step)
             return []
         lead, trail = round(endpoint.LEAD * sr), round(endpoint.TRAIL * sr)
-        spans = [
-            (offset + round(a * step) - lead, offset + round(b * step) + trail)
-            for a, b in done
-            if (b - a) * step >= endpoint.MIN_RUN * sr  # shorter: a click
-        ]
+        spans = []
+        for a, b in done:
+            if (b - a) * step >= endpoint.MIN_RUN * sr:  # shorter: a click
+                start = max(offset + round(a * step) - lead, self._decoded_to - self._audio_start)  # no overlap
+                spans.append((start, offset + round(b * step) + trail))
         if spans and spans[-1][1] > len(self._audio) and not final:
             return []  # the last margin has not come out of the resampler yet
         floor = noise_floor(np.concatenate([np.asarray(self._levels), level_db(self._audio, sr)]))
-        words, rejected = decode(self.predictor, [self._audio], [spans], floors=[floor], offset=self._audio_start / sr)[
-            0
-        ]
+        at = self._audio_start / sr
+        words, rejected = decode(self.predictor, [self._audio], [spans], floors=[floor], offset=at)[0]
+        if spans:
+            self._decoded_to = self._audio_start + spans[-1][1]
         self.words += words
         self.rejected += rejected
         self._trim(done[-1][1], offset, step)

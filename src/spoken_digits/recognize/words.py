@@ -10,6 +10,7 @@ import numpy as np
 from spoken_digits import endpoint
 
 LOW_CONFIDENCE = 0.7  # a word whose probability is below this is marked `low`
+REJECT = 0.5  # a piece whose best word is below this is no word of the model (chosen on training takes)
 
 
 @dataclass(frozen=True)
@@ -63,14 +64,9 @@ def stretches(probs: np.ndarray, n: int, sr: int) -> list[tuple[int, int]]:
     runs merged over gaps under endpoint.MERGE_GAP, runs shorter than endpoint.MIN_RUN dropped, widened
     by endpoint.LEAD and TRAIL (and may reach past the recording's ends, like endpoint.Segment)."""
     step = endpoint.STEP * sr / endpoint.RATE
-    merged: list[list[int]] = []
-    for a, b in endpoint.speech_runs(probs):
-        start, end = round(a * step), min(round(b * step), n)
-        if merged and start - merged[-1][1] < endpoint.MERGE_GAP * sr:
-            merged[-1][1] = end
-        else:
-            merged.append([start, end])
+    runs = [(round(a * step), min(round(b * step), n)) for a, b in endpoint.speech_runs(probs)]
     lead, trail = round(endpoint.LEAD * sr), round(endpoint.TRAIL * sr)
+    merged = endpoint.merge_runs(runs, endpoint.MERGE_GAP * sr)
     return [(a - lead, b + trail) for a, b in merged if b - a >= endpoint.MIN_RUN * sr]
 
 
