@@ -160,7 +160,7 @@ def check_clip(y: np.ndarray, cfg: AudioConfig, segment: endpoint.Segment | None
     The crop warning measures what the model is given: the word found, the sound kept by cfg.trim_db,
     or the whole file.
     """
-    notes = [note] if (note := clipping_note(float(np.mean(np.abs(y) >= 0.999)))) else []
+    notes = [note] if (note := clipping_note(clipped_share(y))) else []
     if segment is not None and segment.runs > 1:
         notes.append(
             f"{segment.runs} separate stretches of speech: the model hears only the loudest "
@@ -179,6 +179,17 @@ def check_clip(y: np.ndarray, cfg: AudioConfig, segment: endpoint.Segment | None
                 f"{where}: the rest is cut off"
             )
     return notes
+
+
+def levels_dbfs(y: np.ndarray) -> tuple[float, float]:
+    """Peak and RMS level of `y` in dBFS (-200 for silence)."""
+    peak, rms = float(np.abs(y).max()), float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
+    return 20 * math.log10(max(peak, 1e-10)), 20 * math.log10(max(rms, 1e-10))
+
+
+def clipped_share(y: np.ndarray) -> float:
+    """The share of samples at full scale (|y| >= 0.999)."""
+    return float(np.mean(np.abs(y) >= 0.999))
 
 
 def clipping_note(clipped: float) -> str | None:

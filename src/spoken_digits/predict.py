@@ -170,13 +170,13 @@ class BasePredictor(ABC):
         if isinstance(prepared, AudioError):
             raise prepared
         x, lengths = audio.batch([prepared])
-        peak, rms = float(np.abs(y).max()), float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))
+        peak_dbfs, rms_dbfs = audio.levels_dbfs(y)
         return Inspection(
             probabilities=torch.softmax(self.logits(x, lengths), dim=1)[0].numpy(),
             features=self.features(x, lengths),
             seconds=len(y) / self.audio_cfg.sr,
-            peak_dbfs=20 * np.log10(max(peak, 1e-10)),
-            rms_dbfs=20 * np.log10(max(rms, 1e-10)),
+            peak_dbfs=peak_dbfs,
+            rms_dbfs=rms_dbfs,
             warnings=tuple(audio.check_clip(y, self.audio_cfg, found[0])),
         )
 

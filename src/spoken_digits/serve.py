@@ -222,15 +222,15 @@ def _inspect(predictor: Model, data: bytes, name: str, max_duration: float) -> d
         from spoken_digits.recognize.strings import transcribe
 
         heard = transcribe(predictor, [wave])[0]  # type: ignore[arg-type]  # any Model is a BasePredictor
-        peak, rms = float(np.abs(wave).max()), float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
+        peak_dbfs, rms_dbfs = audio.levels_dbfs(wave)
         return {
             "digit": heard.text,
             "probability": min((w.probability for w in heard.words), default=0.0),
             "probabilities": {},
             "words": [w.to_dict() for w in heard.words],
             "seconds": round(heard.seconds, 3),
-            "peak_dbfs": round(20 * np.log10(max(peak, 1e-10)), 1),
-            "rms_dbfs": round(20 * np.log10(max(rms, 1e-10)), 1),
+            "peak_dbfs": round(peak_dbfs, 1),
+            "rms_dbfs": round(rms_dbfs, 1),
             "warnings": [] if heard.words else ["no digits heard"],
         }
     seen = predictor.inspect(wave)

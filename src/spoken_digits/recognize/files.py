@@ -56,7 +56,7 @@ def transcribe_files(predictor: BasePredictor, paths: Sequence[str | os.PathLike
         except AudioError as exc:
             results[i] = FileTranscript(str(path), error=str(exc))
     for (i, y), transcript in zip(waves.items(), transcribe(predictor, list(waves.values())), strict=True):
-        notes = _notes(transcript, float(np.mean(np.abs(y) >= 0.999)))
+        notes = _notes(transcript, audio.clipped_share(y))
         results[i] = FileTranscript(str(paths[i]), transcript, warnings=tuple(notes))
     return [results[i] for i in range(len(paths))]
 
@@ -72,7 +72,7 @@ def _seconds(path: str | os.PathLike[str]) -> float:
 
 def _stream_file(predictor: BasePredictor, path: str | os.PathLike[str]) -> FileTranscript:
     """A long file, read a second at a time through a Listener (clipping counted on the way)."""
-    clipped = total = 0
+    clipped, total = 0.0, 0
     try:
         with sf.SoundFile(str(path)) as f:
             if f.samplerate < audio.MIN_RATE:
@@ -82,7 +82,7 @@ def _stream_file(predictor: BasePredictor, path: str | os.PathLike[str]) -> File
                 mono = block.mean(axis=1, dtype=np.float32)
                 if not np.isfinite(mono).all():
                     raise AudioError(f"{path}: contains NaN or infinite samples")
-                clipped, total = clipped + int(np.sum(np.abs(mono) >= 0.999)), total + len(mono)
+                clipped, total = clipped + audio.clipped_share(mono) * len(mono), total + len(mono)
                 listener.feed(mono)
             listener.finish()
             seconds = f.frames / f.samplerate
