@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import doctor, end_to_end, features, inference, realworld, training
+from benchmarks import dataset_scale, doctor, end_to_end, features, inference, realworld, training
 from benchmarks.common import Row
 from spoken_digits.atomic import write_json, write_text
 
@@ -52,6 +52,7 @@ def main() -> None:
         ("inference", lambda: inference.run(args.data, repeats=20 if args.quick else 200)),
         ("real recordings", lambda: realworld.run(args.data, epochs=2 if args.quick else 3, repeats=repeats * 4)),
         ("doctor", lambda: doctor.run(args.data, limit=limit, epochs=epochs, repeats=max(2, repeats // 2))),
+        ("dataset scale", lambda: dataset_scale.rows(args.data, quick=args.quick)),
     ):
         print(f"benchmark: {name} ...", flush=True)
         rows += step()

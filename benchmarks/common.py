@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from spoken_digits import fsdd
+from spoken_digits.data import fsdd
 
 
 @dataclass

@@ -15,7 +15,7 @@ import time
 
 from benchmarks.common import Row
 from benchmarks.training import official_features
-from spoken_digits.train import FeatureSet
+from spoken_digits.frontend.batches import FeatureSet
 
 
 def keras_fit_seconds(train: FeatureSet, val: FeatureSet, *, epochs: int, doctor: bool, seed: int = 0) -> float:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import Row
-from spoken_digits import fsdd
+from spoken_digits.data import fsdd
 
 HERE = Path(__file__).parent
 

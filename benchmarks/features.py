@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from benchmarks.common import Row, clips, median_time, paths
-from spoken_digits import audio
 from spoken_digits.config import preset
-from spoken_digits.features import Featurizer
+from spoken_digits.frontend import audio
+from spoken_digits.frontend.features import Featurizer
 
 
 def run(data: str | None, *, limit: int | None, repeats: int) -> list[Row]:

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import Row, clips, median_time, paths
-from spoken_digits import audio
+from spoken_digits.apps.export import export_onnx
 from spoken_digits.config import preset
-from spoken_digits.experiment import train_run
-from spoken_digits.export import export_onnx
-from spoken_digits.predict import OnnxPredictor, Predictor
+from spoken_digits.frontend import audio
+from spoken_digits.recognize.predict import OnnxPredictor, Predictor
+from spoken_digits.training.experiment import train_run
 
 
 def run(data: str | None, *, repeats: int) -> list[Row]:

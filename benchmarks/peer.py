@@ -4,8 +4,9 @@
 
 pocketsphinx is CMU's offline recogniser; its stock US English acoustic model (never trained on FSDD) is held
 to a grammar of the ten digit words, so like ours it answers one digit or nothing. Each FSDD official test clip
-is corrupted once per condition (spoken_digits.robustness: same seed, same clips) and that very waveform goes to
-both. A clip a recogniser refuses (ours: no speech found; pocketsphinx: no hypothesis) counts as wrong for it.
+is corrupted once per condition (spoken_digits.evaluation.robustness: same seed, same clips) and that very
+waveform goes to both. A clip a recogniser refuses (ours: no speech found; pocketsphinx: no hypothesis) counts
+as wrong for it.
 Writes peer.json and peer.md to --out. Needs the peer extra: pip install 'spoken-digits[peer]'.
 """
 
@@ -24,13 +25,14 @@ import numpy as np
 import soxr
 
 from benchmarks.common import clips as fsdd_clips
-from spoken_digits import audio, fsdd
 from spoken_digits.atomic import write_json, write_text
 from spoken_digits.config import SplitConfig
+from spoken_digits.data import fsdd
+from spoken_digits.device import machine
 from spoken_digits.errors import ParameterError, SpokenDigitsError
-from spoken_digits.experiment import machine
-from spoken_digits.predict import BasePredictor, load_predictor
-from spoken_digits.robustness import Condition, Corrupter, predicted_labels, select_conditions, tested_clips
+from spoken_digits.evaluation.robustness import Condition, Corrupter, predicted_labels, select_conditions, tested_clips
+from spoken_digits.frontend import audio
+from spoken_digits.recognize.predict import BasePredictor, load_predictor
 
 SPHINX_SR = 16000  # the stock en-us acoustic model's rate
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")  # FSDD says "zero", not "oh"

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import Row, clips, median_time, paths
-from spoken_digits import audio, endpoint
 from spoken_digits.config import RunConfig, preset
-from spoken_digits.experiment import train_run
-from spoken_digits.predict import Predictor
+from spoken_digits.frontend import audio, endpoint
+from spoken_digits.recognize.predict import Predictor
+from spoken_digits.training.experiment import train_run
 
 
 def _epochs(cfg: RunConfig, epochs: int) -> RunConfig:

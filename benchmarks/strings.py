@@ -29,16 +29,17 @@ import torch
 
 from benchmarks.common import clips as fsdd_clips
 from benchmarks.peer import INSTALL, Sphinx
-from spoken_digits import audio, corrupt, fsdd
 from spoken_digits.atomic import write_json, write_text
 from spoken_digits.config import SplitConfig
+from spoken_digits.data import fsdd
+from spoken_digits.data.splits import make_folds
+from spoken_digits.device import machine
 from spoken_digits.errors import SpokenDigitsError
-from spoken_digits.experiment import machine
-from spoken_digits.predict import BasePredictor, load_predictor
+from spoken_digits.frontend import audio, corrupt
+from spoken_digits.recognize.predict import BasePredictor, load_predictor
 from spoken_digits.recognize.stream import Listener
 from spoken_digits.recognize.strings import transcribe
 from spoken_digits.recognize.words import Word
-from spoken_digits.splits import make_folds
 
 ROOM_DBFS = -60.0  # the room tone under every recording
 MARGIN = (0.3, 0.6)  # s of room tone before and after the string
@@ -242,7 +243,7 @@ def run(
         raise SpokenDigitsError(f"the models run at different rates ({sorted(rates)}): compare them in separate runs")
     sr = rates.pop()
     clips = fsdd_clips(data)
-    fold = make_folds(clips, SplitConfig())[0]
+    fold = make_folds(fsdd.as_clips(clips), SplitConfig())[0]
     builder = Builder([clips[i] for i in fold.test], sr)
     pool = Builder([clips[i] for i in fold.train], sr)
     babble = [pool.wave(clips[i]) for i in fold.train[:: max(1, len(fold.train) // 300)]]

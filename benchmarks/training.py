@@ -8,20 +8,23 @@ import statistics
 import time
 
 from benchmarks.common import Row, clips
-from spoken_digits import fsdd
 from spoken_digits.config import TrainConfig, preset
-from spoken_digits.experiment import load_corpus
-from spoken_digits.features import Featurizer
-from spoken_digits.models import MODELS, create_model
-from spoken_digits.splits import make_folds
-from spoken_digits.train import FeatureSet, fit, predict_logits, seed_everything
+from spoken_digits.data import fsdd
+from spoken_digits.data.clips import Dataset
+from spoken_digits.data.splits import make_folds
+from spoken_digits.frontend.batches import FeatureSet
+from spoken_digits.frontend.features import Featurizer
+from spoken_digits.models.nets import MODELS, create_model
+from spoken_digits.training.corpus import load_corpus
+from spoken_digits.training.train import fit, predict_logits, seed_everything
 
 
 def official_features(data: str | None, limit: int | None) -> tuple[FeatureSet, FeatureSet]:
     """Clean-preset features (dB, standardised on training clips) of the official train and test clips."""
     cfg = preset("clean")
-    selection = clips(data, limit)
-    corpus = load_corpus(selection, cfg)
+    selection = fsdd.as_clips(clips(data, limit))
+    root = fsdd.locate(data, download=False)
+    corpus = load_corpus(Dataset(selection, fsdd.CLASSES, "fsdd", root), cfg)
     fold = make_folds(selection, cfg.split)[0]
     featurizer = Featurizer(cfg.audio.sr, cfg.features)
     x, frames = featurizer.raw(*corpus.fixed())

@@ -48,7 +48,7 @@ def cells(grid: str) -> dict[str, dict[str, Any]]:
 
 def machine_line(data: dict[str, Any], command: str) -> str:
     """Which command and machine produced a table: the same seed repeats exactly only there."""
-    from spoken_digits.studyreport import describe_machine
+    from spoken_digits.training.studyreport import describe_machine
 
     where = "; ".join(describe_machine(m) for m in data.get("machines", [])) or "not recorded"
     return f"*From `{command}` ({', '.join(map(str, data['grid']['seeds']))} as seeds), measured on: {where}.*"
@@ -147,7 +147,7 @@ def _robustness_file(folder: str) -> dict[str, Any]:
 
 def robustness() -> str:
     """The default model (3 seeds) beside the clean preset and pocketsphinx under every condition."""
-    from spoken_digits.studyreport import describe_machine
+    from spoken_digits.training.studyreport import describe_machine
 
     seeds = sorted(p.name for p in ROBUSTNESS.glob("default-s*"))
     runs = [_robustness_file(name) for name in seeds]
@@ -206,7 +206,7 @@ def robustness_loso() -> str:
 
 
 def _describe(data: dict[str, Any]) -> str:
-    from spoken_digits.studyreport import describe_machine
+    from spoken_digits.training.studyreport import describe_machine
 
     return describe_machine(data.get("machine"))
 
@@ -267,7 +267,7 @@ def _who(name: str) -> str:
 
 def strings() -> str:
     """The connected-digit benchmark: digit error rate and string accuracy per row, every recogniser."""
-    from spoken_digits.studyreport import describe_machine
+    from spoken_digits.training.studyreport import describe_machine
 
     data = json.loads(STRINGS.read_text())
     who = [*data["models"], *(["pocketsphinx"] if "pocketsphinx" in data else [])]

@@ -16,8 +16,8 @@ import atheris
 import numpy as np
 
 with atheris.instrument_imports(include=["spoken_digits"]):  # guide coverage by our own code only
-    from spoken_digits.audio import MIN_SECONDS, read_audio
     from spoken_digits.errors import AudioError
+    from spoken_digits.frontend.audio import MIN_SECONDS, read_audio
 
 SUFFIXES = (".wav", ".flac", ".ogg", ".aiff")
 FOLDER = tempfile.mkdtemp(prefix="fuzz-audio-")

@@ -45,6 +45,14 @@ def digit_voice(digit: int, *, sr: int = SR, seconds: float = 0.45, speaker: int
     return np.concatenate([lead, y, lead]).astype(np.float32)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def clip_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The front end's on-disk cache (data/cache.py) in a folder of this test session, never the user's."""
+    folder = tmp_path_factory.mktemp("cache")
+    os.environ["SPOKEN_DIGITS_CACHE"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def synthetic_fsdd(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An FSDD-shaped folder: recordings/{digit}_{speaker}_{take}.wav, 3 speakers x 10 digits x 8 takes."""
@@ -77,7 +85,7 @@ def trained_on_fsdd(fsdd_root: Path, tmp_path_factory: pytest.TempPathFactory) -
     import dataclasses
 
     from spoken_digits.config import preset
-    from spoken_digits.experiment import train_run
+    from spoken_digits.training.experiment import train_run
 
     default = preset("default")
     cfg = dataclasses.replace(default, train=dataclasses.replace(default.train, epochs=8))
@@ -104,7 +112,7 @@ def fsdd_string(root: Path, digits: str, *, speaker: str, pause: float = 0.3, ta
 @pytest.fixture(scope="session")
 def trained_default(synthetic_fsdd: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default preset (speech detector, multi-condition training) on the synthetic voices: a run folder."""
-    from spoken_digits.cli import main
+    from spoken_digits.apps.cli import main
 
     out = tmp_path_factory.mktemp("default")
     options = ["--split", "random", "--epochs", "12", "--no-download"]

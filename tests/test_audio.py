@@ -7,11 +7,11 @@ import pytest
 import soundfile as sf
 
 from conftest import digit_voice
-from spoken_digits import checkpoint
-from spoken_digits.audio import batch, check_clip, fix_length, load, read_audio, speech_share, trim_silence
 from spoken_digits.config import AudioConfig, Pad
 from spoken_digits.errors import AudioError
-from spoken_digits.predict import Predictor
+from spoken_digits.frontend.audio import batch, check_clip, fix_length, load, read_audio, speech_share, trim_silence
+from spoken_digits.models import checkpoint
+from spoken_digits.recognize.predict import Predictor
 from test_checkpoint import make_checkpoint
 
 

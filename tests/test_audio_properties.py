@@ -14,10 +14,10 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spoken_digits import checkpoint
-from spoken_digits.audio import MIN_SECONDS, read_audio
 from spoken_digits.errors import AudioError
-from spoken_digits.predict import Predictor
+from spoken_digits.frontend.audio import MIN_SECONDS, read_audio
+from spoken_digits.models import checkpoint
+from spoken_digits.recognize.predict import Predictor
 from test_checkpoint import make_checkpoint
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -100,7 +100,7 @@ def test_one_sample_clip_is_refused(tmp_path):
 
 
 def test_memory_is_capped_by_channels_times_frames(tmp_path, monkeypatch):
-    monkeypatch.setattr("spoken_digits.audio.MAX_SAMPLES", 8 * 4000 - 1)
+    monkeypatch.setattr("spoken_digits.frontend.audio.MAX_SAMPLES", 8 * 4000 - 1)
     sf.write(tmp_path / "wide.wav", 0.1 * np.ones((4000, 8)), 8000)  # 0.5 s, but 8 channels
     with pytest.raises(AudioError, match="8 channels x 4000 frames is too much audio to read"):
         read_audio(tmp_path / "wide.wav", 8000)

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from spoken_digits import audio
-from spoken_digits.augment import (
+from spoken_digits.config import AudioConfig, AugmentConfig, FeatureConfig, Pad, RunConfig
+from spoken_digits.frontend import audio
+from spoken_digits.frontend.augment import (
     NOISE_KINDS,
     REVERB_TAIL,
     Augmenter,
@@ -21,10 +22,9 @@ from spoken_digits.augment import (
     reverberate,
     speed_perturb,
 )
-from spoken_digits.config import AudioConfig, AugmentConfig, FeatureConfig, Pad, RunConfig
-from spoken_digits.features import Featurizer, fix_lengths
-from spoken_digits.rooms import room_responses
-from spoken_digits.train import FeatureSet
+from spoken_digits.frontend.batches import FeatureSet
+from spoken_digits.frontend.features import Featurizer, fix_lengths
+from spoken_digits.frontend.rooms import room_responses
 
 SR = 8000
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from spoken_digits import checkpoint
 from spoken_digits.config import preset
 from spoken_digits.errors import CheckpointError
-from spoken_digits.features import Featurizer
-from spoken_digits.models import create_model
-from spoken_digits.predict import Predictor
+from spoken_digits.frontend.features import Featurizer
+from spoken_digits.models import checkpoint
+from spoken_digits.models.nets import create_model
+from spoken_digits.recognize.predict import Predictor
 
 
 def make_checkpoint() -> checkpoint.Checkpoint:

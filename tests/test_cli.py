@@ -14,7 +14,7 @@ import soxr
 import torch
 
 from conftest import digit_voice
-from spoken_digits.cli import build_parser, main
+from spoken_digits.apps.cli import build_parser, main
 
 
 def train(data, out, *options: str) -> int:
@@ -296,7 +296,7 @@ def test_every_option_has_help_text():
 
 
 def _config(*argv: str):
-    from spoken_digits.commands import _run_config
+    from spoken_digits.apps.commands import _run_config
 
     return _run_config(build_parser().parse_args(["train", *argv]))
 
@@ -339,7 +339,6 @@ def test_diagnose_refuses_options_it_would_ignore(capsys, argv, message):
 def test_diagnose_arrays_uses_param_without_model(tmp_path, monkeypatch):
     """--param reaches the diagnosed model even when --model is left at the default (conv1d)."""
     from spoken_digits import diagnose
-
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "x.npz", X=rng.standard_normal((20, 16, 8)).astype(np.float32), y=np.arange(20) % 10)
     seen = {}
@@ -358,9 +357,11 @@ def test_resume_under_torchrun_takes_backend_and_gpu_from_the_saved_run(tmp_path
     """--resume takes no --device: the process group must still be nccl on the run's own GPU."""
     import torch.distributed as dist
 
-    from spoken_digits import experiment, train
+    from spoken_digits import device
+    from spoken_digits.apps import commands
     from spoken_digits.config import preset
-    from spoken_digits.runstate import RunState
+    from spoken_digits.training import experiment
+    from spoken_digits.training.runstate import RunState
 
     cfg = preset("default")
     saved = cfg.to_dict() | {"train": cfg.to_dict()["train"] | {"device": "cuda"}}
@@ -369,7 +370,8 @@ def test_resume_under_torchrun_takes_backend_and_gpu_from_the_saved_run(tmp_path
     calls = []
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")
-    monkeypatch.setattr(train, "check_device", lambda name: calls.append(("device", name)))
+    monkeypatch.setattr(device, "check_device", lambda name: calls.append(("device", name)))
+    monkeypatch.setattr(commands, "_dataset", lambda args: None)  # the dataset is resume_run's business
     monkeypatch.setattr(torch.cuda, "set_device", lambda index: calls.append(("gpu", index)))
     monkeypatch.setattr(dist, "init_process_group", lambda backend: calls.append(("backend", backend)))
     monkeypatch.setattr(dist, "destroy_process_group", lambda: None)

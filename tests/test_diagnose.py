@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from spoken_digits.cli import main
+from spoken_digits.apps.cli import main
 from spoken_digits.config import preset
 from spoken_digits.diagnose import (
     Diagnosis,
@@ -24,7 +24,7 @@ from spoken_digits.diagnose import (
     pipeline_arrays,
 )
 from spoken_digits.errors import ParameterError
-from spoken_digits.models import create_model
+from spoken_digits.models.nets import create_model
 
 SEED_HISTORY = [
     0.10355556011199951, 0.09955555945634842, 0.1137777790427208, 0.1088888868689537,

@@ -14,10 +14,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from spoken_digits.cli import main
+from spoken_digits.apps.cli import main
 from spoken_digits.config import TrainConfig
-from spoken_digits.models import create_model
-from spoken_digits.train import FeatureSet, fit, seed_everything
+from spoken_digits.frontend.batches import FeatureSet
+from spoken_digits.models.nets import create_model
+from spoken_digits.training.train import fit, seed_everything
 
 
 def _toy(n: int, seed: int) -> FeatureSet:

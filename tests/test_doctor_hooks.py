@@ -15,7 +15,7 @@ import soundfile as sf
 import torch
 from torch import nn
 
-from spoken_digits.cli import main
+from spoken_digits.apps.cli import main
 from spoken_digits.diagnose.examine import band_limit, examine, normalisation_leak, split_leak
 from spoken_digits.diagnose.findings import Finding, Severity
 from spoken_digits.diagnose.outputs import LossKind

@@ -8,9 +8,10 @@ import soundfile as sf
 import torch
 
 from conftest import SR, digit_voice
-from spoken_digits import audio, corrupt, endpoint, fsdd
 from spoken_digits.config import AudioConfig
+from spoken_digits.data import fsdd
 from spoken_digits.errors import AudioError, ParameterError
+from spoken_digits.frontend import audio, corrupt, endpoint
 
 VAD = AudioConfig(duration=None, trim_db=None, vad=True)
 VOICE = digit_voice(3, seed=1)

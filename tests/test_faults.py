@@ -18,9 +18,10 @@ from types import FrameType
 import pytest
 import torch
 
-from spoken_digits import atomic, checkpoint
+from spoken_digits import atomic
+from spoken_digits.apps.cli import main
 from spoken_digits.atomic import atomic_path, folder_lock, write_json
-from spoken_digits.cli import main
+from spoken_digits.models import checkpoint
 
 ARGS = ["--split", "loso", "--model", "gru", "--param", "hidden=48", "--epochs", "30", "--patience", "0"]
 
@@ -45,6 +46,16 @@ def without_time(metrics: dict) -> dict:
 def log_rows(out: Path) -> list[dict[str, str]]:
     with (out / "log.csv").open() as f:
         return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+
+
+def same_log(ours: list[dict[str, str]], reference: list[dict[str, str]]) -> None:
+    """The same rows, numbers equal to the log's 6 decimals give or take its last digit: a resumed process's
+    float sums may differ from the uninterrupted one's in the 7th digit (the weights are compared the same
+    way, with assert_close), and a rounding boundary can then move the sixth."""
+    assert [(r["fold"], r["epoch"]) for r in ours] == [(r["fold"], r["epoch"]) for r in reference]
+    for a, b in zip(ours, reference, strict=True):
+        for key in a.keys() - {"fold", "epoch"}:
+            assert (a[key] == b[key]) or abs(float(a[key]) - float(b[key])) <= 1.5e-6, (a, b)
 
 
 def no_temporary_files(out: Path) -> bool:
@@ -74,7 +85,7 @@ def test_a_killed_run_resumes_to_the_same_metrics(synthetic_fsdd, tmp_path, unin
     assert main(["train", "--resume", str(out), "--data", str(synthetic_fsdd)]) == 0
     reference = json.loads((uninterrupted / "metrics.json").read_text())
     assert without_time(json.loads((out / "metrics.json").read_text())) == without_time(reference)
-    assert log_rows(out) == log_rows(uninterrupted)
+    same_log(log_rows(out), log_rows(uninterrupted))
     for speaker in ("anna", "bert", "carl"):
         ours = checkpoint.load(out / "folds" / speaker / "model.pt").model_state
         torch.testing.assert_close(ours, checkpoint.load(uninterrupted / "folds" / speaker / "model.pt").model_state)

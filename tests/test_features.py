@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from conftest import digit_voice
-from spoken_digits.audio import batch
 from spoken_digits.config import AudioConfig, FeatureConfig, Scale, preset
 from spoken_digits.errors import ParameterError
-from spoken_digits.features import (
+from spoken_digits.frontend.audio import batch
+from spoken_digits.frontend.features import (
     Featurizer,
     MelFrontend,
     Standardizer,

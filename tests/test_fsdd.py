@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from spoken_digits import fsdd
+from spoken_digits.data import fsdd
 from spoken_digits.errors import DatasetError
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from spoken_digits.errors import ParameterError
-from spoken_digits.features import time_mask
-from spoken_digits.models import (
+from spoken_digits.frontend.features import time_mask
+from spoken_digits.models.nets import (
     MODELS,
     SEQUENCE_MODELS,
     SequenceConv1D,
@@ -135,7 +135,7 @@ def test_a_sequence_model_is_refused_by_train(tmp_path):
     import dataclasses
 
     from spoken_digits.config import ModelConfig, RunConfig
-    from spoken_digits.experiment import train_run
+    from spoken_digits.training.experiment import train_run
 
     cfg = dataclasses.replace(RunConfig(), model=ModelConfig(name="sequence_conv1d"))
     with pytest.raises(ParameterError, match="train-strings"):

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from benchmarks import peer
 
-from spoken_digits import audio, fsdd, robustness
 from spoken_digits.config import RunConfig, SplitConfig
-from spoken_digits.robustness import Corrupter, select_conditions
+from spoken_digits.data import fsdd
+from spoken_digits.evaluation import robustness
+from spoken_digits.evaluation.robustness import Corrupter, select_conditions
+from spoken_digits.frontend import audio
 
 
 class Always3:

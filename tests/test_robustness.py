@@ -10,12 +10,12 @@ import pytest
 import soundfile as sf
 
 from conftest import SR, digit_voice
-from spoken_digits import corrupt, fsdd
-from spoken_digits.cli import main
+from spoken_digits.apps.cli import main
 from spoken_digits.config import RunConfig, SplitConfig
+from spoken_digits.data import fsdd
+from spoken_digits.data.splits import make_folds
 from spoken_digits.errors import AudioError, ParameterError
-from spoken_digits.predict import load_predictor
-from spoken_digits.robustness import (
+from spoken_digits.evaluation.robustness import (
     Corrupter,
     babble_talkers,
     predicted_labels,
@@ -24,7 +24,8 @@ from spoken_digits.robustness import (
     standard_conditions,
     stratified_subset,
 )
-from spoken_digits.splits import make_folds
+from spoken_digits.frontend import corrupt
+from spoken_digits.recognize.predict import load_predictor
 
 
 def db(x: float) -> float:
@@ -154,7 +155,7 @@ def test_gain_and_window_placement():
 def official(synthetic_fsdd):
     """Synthetic clips, their official test clips, and the training clips (the babble pool)."""
     clips = fsdd.index(fsdd.recordings_dir(synthetic_fsdd))
-    (fold,) = make_folds(clips, SplitConfig())
+    (fold,) = make_folds(fsdd.as_clips(clips), SplitConfig())
     return clips, [clips[i] for i in fold.test], [clips[i] for i in fold.train]
 
 

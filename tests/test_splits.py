@@ -8,20 +8,21 @@ import numpy as np
 import pytest
 
 from spoken_digits.config import SplitConfig, SplitName
+from spoken_digits.data.fsdd import Clip, as_clips
+from spoken_digits.data.splits import make_folds
 from spoken_digits.errors import ParameterError
-from spoken_digits.fsdd import Clip
-from spoken_digits.splits import make_folds
 
-CLIPS = [
+FSDD_CLIPS = [
     Clip(Path(f"{d}_{s}_{t}.wav"), d, s, t) for s in ("george", "jackson", "theo") for d in range(10) for t in range(50)
 ]
+CLIPS = as_clips(FSDD_CLIPS)
 
 
 def test_official_split_tests_takes_0_to_4():
     (fold,) = make_folds(CLIPS, SplitConfig(SplitName.OFFICIAL))
     assert len(fold.test) == 3 * 10 * 5 and len(fold.train) == 3 * 10 * 45
-    assert {CLIPS[i].take for i in fold.test} == {0, 1, 2, 3, 4}
-    assert not {CLIPS[i].take for i in fold.train} & {0, 1, 2, 3, 4}
+    assert {FSDD_CLIPS[i].take for i in fold.test} == {0, 1, 2, 3, 4}
+    assert not {FSDD_CLIPS[i].take for i in fold.train} & {0, 1, 2, 3, 4}
 
 
 def test_loso_holds_whole_speakers_out():
@@ -51,7 +52,7 @@ def test_random_split_is_stratified_seeded_and_disjoint():
     (c,) = make_folds(CLIPS, SplitConfig(SplitName.RANDOM), seed=2)
     assert np.array_equal(a.test, b.test) and not np.array_equal(a.test, c.test)
     assert not set(a.test) & set(a.train)
-    counts = np.bincount([CLIPS[i].digit for i in a.test], minlength=10)
+    counts = np.bincount([FSDD_CLIPS[i].digit for i in a.test], minlength=10)
     assert (counts == 15).all()  # 10% of each digit's 150 clips
 
 
@@ -61,5 +62,6 @@ def test_all_trains_on_everything():
 
 
 def test_unknown_split_lists_the_choices():
-    with pytest.raises(ParameterError, match="unknown split 'holdout'; choose one of: official, random, loso, all"):
+    choices = "official, random, speakers, loso, all"
+    with pytest.raises(ParameterError, match=f"unknown split 'holdout'; choose one of: {choices}"):
         SplitConfig("holdout")

@@ -12,9 +12,9 @@ import soxr
 from benchmarks.strings import edits, non_speech, score
 
 from conftest import fsdd_string, voice_string
-from spoken_digits.cli import main
-from spoken_digits.predict import Predictor
+from spoken_digits.apps.cli import main
 from spoken_digits.recognize.ctc import greedy
+from spoken_digits.recognize.predict import Predictor
 from spoken_digits.recognize.stream import Listener
 from spoken_digits.recognize.strings import transcribe
 
@@ -166,7 +166,7 @@ def test_listen_plays_a_file_as_a_stream_and_says_when_there_is_no_microphone(
 def test_the_websocket_sends_words_as_they_come_and_survives_bad_frames(word_model):
     from fastapi.testclient import TestClient
 
-    from spoken_digits.serve import MAX_FRAME_BYTES, create_app
+    from spoken_digits.apps.serve import MAX_FRAME_BYTES, create_app
 
     client = TestClient(create_app(word_model))
     y = soxr.resample(voice_string("864", pause=0.4, seed=11), 8000, 16000).astype("<f4")
@@ -251,7 +251,7 @@ def test_the_listeners_level_is_not_pinned_by_digital_silence():
 
 def test_train_strings_refuses_a_word_model_it_cannot_start_from(synthetic_fsdd, tmp_path, capsys):
     """The clean preset's seed_lstm has no conv1d layers to start from, and hears a fixed window."""
-    from spoken_digits import checkpoint
+    from spoken_digits.models import checkpoint
     from test_checkpoint import make_checkpoint
 
     checkpoint.save(tmp_path / "lstm.pt", make_checkpoint())

@@ -9,11 +9,11 @@ import shutil
 import numpy as np
 import pytest
 
-from spoken_digits.cli import main
+from spoken_digits.apps.cli import main
 from spoken_digits.errors import ParameterError
-from spoken_digits.grids import BUILTIN, configure, grid_from_dict, load_grid, with_overrides
-from spoken_digits.study import confidence_interval, run_study
-from spoken_digits.studyreport import render
+from spoken_digits.training.grids import BUILTIN, configure, grid_from_dict, load_grid, with_overrides
+from spoken_digits.training.study import confidence_interval, run_study
+from spoken_digits.training.studyreport import render
 
 GRID = """
 name = "tiny"

@@ -10,8 +10,9 @@ import torch
 
 from spoken_digits.config import TrainConfig
 from spoken_digits.errors import ParameterError
-from spoken_digits.models import create_model
-from spoken_digits.train import FeatureSet, fit, predict_logits, seed_everything
+from spoken_digits.frontend.batches import FeatureSet
+from spoken_digits.models.nets import create_model
+from spoken_digits.training.train import fit, predict_logits, seed_everything
 
 
 def toy_data(n: int, seed: int, *, noise: float = 1.0) -> FeatureSet:

@@ -20,9 +20,9 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 
-from spoken_digits import checkpoint
-from spoken_digits.predict import OnnxPredictor, Predictor
-from spoken_digits.serve import create_app
+from spoken_digits.apps.serve import create_app
+from spoken_digits.models import checkpoint
+from spoken_digits.recognize.predict import OnnxPredictor, Predictor
 from test_checkpoint import make_checkpoint
 
 CHROMIUM = "/usr/bin/chromium"
@@ -193,7 +193,7 @@ def test_a_malformed_multipart_upload_is_a_400_with_a_json_error(client):
 @pytest.fixture(scope="module")
 def exported(predictor, tmp_path_factory) -> Path:
     """The `predictor` fixture's model exported to ONNX."""
-    from spoken_digits.export import export_onnx
+    from spoken_digits.apps.export import export_onnx
 
     folder = tmp_path_factory.mktemp("onnx")
     checkpoint.save(folder / "model.pt", predictor.checkpoint)

@@ -11,8 +11,9 @@ import torch
 
 from spoken_digits.config import TrainConfig, preset
 from spoken_digits.diagnose import pipeline_arrays
-from spoken_digits.models import create_model
-from spoken_digits.train import FeatureSet, fit, predict_logits, seed_everything
+from spoken_digits.frontend.batches import FeatureSet
+from spoken_digits.models.nets import create_model
+from spoken_digits.training.train import fit, predict_logits, seed_everything
 
 
 def main() -> None:

@@ -53,11 +53,12 @@ class Schedule(StrEnum):
 
 
 class SplitName(StrEnum):
-    """Ways to divide FSDD into training and test clips."""
+    """Ways to divide a dataset into training and test clips (data/splits.py)."""
 
-    OFFICIAL = "official"  # takes 0-4 test, 5-49 train (speakers shared)
-    RANDOM = "random"  # stratified by digit, seeded
-    LOSO = "loso"  # leave one speaker out: whole speakers held out
+    OFFICIAL = "official"  # the dataset's own (FSDD: takes 0-4 test, speakers shared); else speakers, else random
+    RANDOM = "random"  # stratified by class, seeded
+    SPEAKERS = "speakers"  # whole speakers held out, about test_fraction of the clips, seeded
+    LOSO = "loso"  # leave one speaker out: one fold per speaker
     ALL = "all"  # train on everything (a deployable model; no test set)
 
 
@@ -238,7 +239,7 @@ class SplitConfig:
 
     name: SplitName = SplitName.OFFICIAL
     speaker: str | None = None  # loso: hold out only this speaker (default: all six folds)
-    test_fraction: float = 0.1  # random split only
+    test_fraction: float = 0.1  # random and speakers splits
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", _enum(SplitName, self.name, "split"))

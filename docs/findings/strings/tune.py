@@ -17,12 +17,13 @@ import torch
 from benchmarks.common import clips as fsdd_clips
 from benchmarks.strings import Builder, Spoken, add_noise, score
 
-from spoken_digits import corrupt
 from spoken_digits.config import SplitConfig
-from spoken_digits.predict import load_predictor
+from spoken_digits.data import fsdd
+from spoken_digits.data.splits import make_folds
+from spoken_digits.frontend import corrupt
 from spoken_digits.recognize import segment
+from spoken_digits.recognize.predict import load_predictor
 from spoken_digits.recognize.strings import transcribe
-from spoken_digits.splits import make_folds
 
 GRID = [(weight, even) for weight in (3.0, 6.0, 10.0) for even in (0.4, 0.55, 0.7)]
 
@@ -31,7 +32,7 @@ def main() -> None:
     torch.set_num_threads(1)
     predictor = load_predictor(sys.argv[1])
     clips = fsdd_clips(None)
-    fold = make_folds(clips, SplitConfig())[0]
+    fold = make_folds(fsdd.as_clips(clips), SplitConfig())[0]
     builder, rng = Builder([clips[i] for i in fold.train], predictor.audio_cfg.sr), np.random.default_rng(1)
     rows = {
         "clean, 100-500 ms": [builder.build(rng, int(rng.integers(1, 11)), (0.1, 0.5)) for _ in range(60)],

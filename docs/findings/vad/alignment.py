@@ -13,7 +13,8 @@ import os
 
 import numpy as np
 
-from spoken_digits import audio, endpoint, fsdd
+from spoken_digits.data import fsdd
+from spoken_digits.frontend import audio, endpoint
 
 
 def misses(waves: list[np.ndarray], lead: float) -> int:

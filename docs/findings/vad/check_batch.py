@@ -1,6 +1,9 @@
 """Sanity: silero batched (zero-padded at the end) == one clip at a time; and the reference OnnxWrapper-style loop."""
 import sys; sys.path.insert(0, "/tmp/vad-study")
-import numpy as np, conditions as C, vadlib as V
+import conditions as C
+import numpy as np
+import vadlib as V
+
 test, pool = C.load_clips(); b = C.Builder(pool)
 ws = [b("pink-10db", c)[0] for c in test[:6]]
 for msr in (8000, 16000):

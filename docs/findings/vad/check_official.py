@@ -1,7 +1,11 @@
 """Sanity: our raw-onnxruntime silero == the package's own OnnxWrapper (torch-based helper) per chunk."""
 import sys; sys.path.insert(0, "/tmp/vad-study"); sys.path.insert(0, "/tmp/vad-site")
-import numpy as np, torch, conditions as C, vadlib as V
+import conditions as C
+import numpy as np
+import torch
+import vadlib as V
 from silero_vad import load_silero_vad
+
 m = load_silero_vad(onnx=True)
 test, pool = C.load_clips(); b = C.Builder(pool)
 w = b("white-10db", test[7])[0]

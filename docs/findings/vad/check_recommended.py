@@ -1,6 +1,8 @@
 """vadlib.recommended() on pad-3s and level-40db (300 clips): must match final.md's silero16k-rms3@0.6 column."""
 import sys; sys.path.insert(0, "/tmp/vad-study")
-import numpy as np, conditions as C, vadlib as V
+import conditions as C
+import vadlib as V
+
 test, pool = C.load_clips(); b = C.Builder(pool)
 for cond in ("pad-3s", "level-40db", "white-10db"):
     hit = 0

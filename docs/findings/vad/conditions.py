@@ -1,7 +1,7 @@
 """Test material: FSDD official-test clips placed at known positions under each condition, and non-speech inputs.
 
 True word extent = trim_silence(clean clip, 40 dB) bounds, shifted to where the clip was placed.
-Seeds: spoken_digits.robustness.clip_rng(seed, condition name, clip file name), as the project's benchmark.
+Seeds: spoken_digits.evaluation.robustness.clip_rng(seed, condition name, clip file name), as the project's benchmark.
 pad-3s and window-1s are built exactly as the project's benchmark builds them (same names, same draws).
 """
 from __future__ import annotations
@@ -11,10 +11,10 @@ import sys
 import numpy as np
 
 sys.path.insert(0, "/work/main/src")
-from spoken_digits import audio, corrupt, fsdd  # noqa: E402
-from spoken_digits.robustness import babble_talkers, clip_rng  # noqa: E402
+from vadlib import trim_bounds
 
-from vadlib import trim_bounds  # noqa: E402
+from spoken_digits import audio, corrupt, fsdd
+from spoken_digits.evaluation.robustness import babble_talkers, clip_rng
 
 SR = 8000
 ROOT = "/work/shared/data/fsdd"
@@ -131,7 +131,7 @@ def nonspeech(seed: int = 123) -> list[tuple[str, np.ndarray]]:
     return [(name, np.asarray(x, np.float32)) for name, x in out]
 
 
-def hard_nonspeech(builder: "Builder", seed: int = 321) -> list[tuple[str, np.ndarray]]:
+def hard_nonspeech(builder: Builder, seed: int = 321) -> list[tuple[str, np.ndarray]]:
     """12 harder non-speech inputs, reported apart from the 60 (names start with 'hard:'), at -40/-25/-10 dBFS:
     pink noise amplitude-modulated at a syllabic 4 Hz, a melody of harmonic tones (0.25 s notes),
     a 100-3500 Hz log sweep, and babble alone (6 FSDD training talkers: speech, so any VAD 'should' fire)."""

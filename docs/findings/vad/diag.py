@@ -1,5 +1,9 @@
 """Signed boundary errors and failure reasons for a few variants (python diag.py)."""
-import pickle, sys, numpy as np
+import pickle
+import sys
+
+import numpy as np
+
 SR = 8000
 raw = pickle.load(open("/tmp/vad-study/out/raw.pkl", "rb"))
 V = sys.argv[1:] or ["silero16k-norm@0.5", "silero8k-norm@0.5", "energy@9", "webrtc3-30ms-norm"]

@@ -1,6 +1,8 @@
 """Under-cover failures by digit/speaker and which side is missing (python diag2.py VARIANT COND)."""
-import pickle, sys, numpy as np
+import pickle
+import sys
 from collections import Counter
+
 SR = 8000
 raw = pickle.load(open("/tmp/vad-study/out/raw.pkl", "rb"))
 v, c = sys.argv[1], sys.argv[2]

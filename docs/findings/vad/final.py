@@ -12,10 +12,9 @@ import sys
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, "/tmp/vad-study")
-import numpy as np  # noqa: E402
-
-import conditions as C  # noqa: E402
-import vadlib as V  # noqa: E402
+import conditions as C
+import numpy as np
+import vadlib as V
 
 SR = C.SR
 raw, clips, build, conds = C.load_stored()

@@ -1,9 +1,13 @@
 """One-off costs: onnxruntime session creation for silero_vad.onnx, and the recommended endpointer on one 1 s clip."""
-import os, sys, time
+import os
+import sys
+import time
+
 os.environ["OMP_NUM_THREADS"] = "1"
 sys.path.insert(0, "/tmp/vad-study")
-t0 = time.perf_counter(); import onnxruntime, numpy as np, soxr; t1 = time.perf_counter()
+t0 = time.perf_counter(); import numpy as np; t1 = time.perf_counter()
 import vadlib as V
+
 t2 = time.perf_counter(); V.silero_session(1); t3 = time.perf_counter()
 y = np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.01
 t4 = time.perf_counter(); V.recommended(y); t5 = time.perf_counter()

@@ -1,5 +1,8 @@
 """Silero probability margins: max chunk probability on each non-speech input vs on speech clips (python margins.py)."""
-import pickle, numpy as np
+import pickle
+
+import numpy as np
+
 raw = pickle.load(open("/tmp/vad-study/out/raw.pkl", "rb"))
 ns = raw["nonspeech"]
 for fam in ["silero8k-raw", "silero8k-norm", "silero16k-raw", "silero16k-norm"]:

@@ -50,7 +50,7 @@ def fa(key, subset=None) -> float:
 variants = sorted({k[0] for k in raw["conditions"][conds[0]]["res"] if k[1] in ("std", "-")})
 key_of = lambda v: (v, "-") if v.startswith("trim") else (v, "std")  # noqa: E731
 M = {(v, c): metrics(c, key_of(v)) for v in variants for c in conds}
-stationary = lambda n: n.split("@")[0] in ("white", "pink", "brown", "hum50", "hum60", "tone440", "tone1000") or not "@" in n  # noqa: E731
+stationary = lambda n: n.split("@")[0] in ("white", "pink", "brown", "hum50", "hum60", "tone440", "tone1000") or "@" not in n  # noqa: E731
 
 print(f"# VAD study: {len(raw['clips'])} FSDD official-test clips x {len(conds)} conditions; 60 non-speech inputs\n")
 print("## 1. Summary per variant (segment rule 'std': merge gaps <150 ms, drop runs <60 ms, most energetic run, pad 80 ms)\n")

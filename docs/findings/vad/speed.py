@@ -10,10 +10,9 @@ import time
 
 os.environ["OMP_NUM_THREADS"] = "1"
 sys.path.insert(0, "/tmp/vad-study")
-import numpy as np  # noqa: E402
 
-import conditions as C  # noqa: E402
-import vadlib as V  # noqa: E402
+import conditions as C
+import vadlib as V
 
 SR = 8000
 test, pool = C.load_clips()

@@ -13,10 +13,9 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, "/tmp/vad-study")
-import numpy as np  # noqa: E402
-
-import conditions as C  # noqa: E402
-import vadlib as V  # noqa: E402
+import conditions as C
+import numpy as np
+import vadlib as V
 
 SR = C.SR
 SILERO_THR = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)

@@ -24,7 +24,7 @@ class FrameTrack:
 
 # ----------------------------------------------------------------------------- baseline
 def trim_bounds(y: np.ndarray, sr: int, top_db: float) -> tuple[int, int]:
-    """spoken_digits.audio.trim_silence, returning (start, end) instead of the slice."""
+    """spoken_digits.frontend.audio.trim_silence, returning (start, end) instead of the slice."""
     frame, hop = max(1, round(0.025 * sr)), max(1, round(0.010 * sr))
     if len(y) <= frame:
         return 0, len(y)

@@ -23,13 +23,15 @@ import torch
 from torch import nn
 
 from spoken_digits.config import RunConfig
+from spoken_digits.data.clips import Dataset
+from spoken_digits.data.splits import stratified_split
 from spoken_digits.diagnose.dynamics import TrainingMonitor, instrumented_run
 from spoken_digits.diagnose.examine import examine, features_view
 from spoken_digits.diagnose.findings import CODES, Diagnosis, Finding, Severity, rank
 from spoken_digits.diagnose.history import constant_prediction
 from spoken_digits.errors import ParameterError
-from spoken_digits.splits import stratified_split
-from spoken_digits.train import FeatureSet, seed_everything
+from spoken_digits.frontend.batches import FeatureSet
+from spoken_digits.training.train import seed_everything
 
 __all__ = [
     "CODES",
@@ -46,6 +48,7 @@ __all__ = [
 ]
 
 MAX_TRAIN_CLIPS = 2000  # the short run needs a sample, not the whole set
+SAMPLE_CLIPS = 5000  # the data checks read at most this many training clips (a seeded sample)
 
 
 def diagnose_arrays(
@@ -112,7 +115,7 @@ def _dynamics(
     keep, held = stratified_split(y, 0.2, seed=seed)
     keep = np.random.default_rng(seed).permutation(keep)[:MAX_TRAIN_CLIPS]
     if model is None:
-        from spoken_digits.models import create_model
+        from spoken_digits.models.nets import create_model
 
         width = x.shape[2]
         model = lambda: create_model("seed_lstm", n_features=width, n_classes=k)  # noqa: E731
@@ -156,20 +159,24 @@ class PipelineArrays:
 
 
 def pipeline_arrays(
-    cfg: RunConfig, *, data: str | os.PathLike[str] | None = None, download: bool = True
+    cfg: RunConfig, *, data: str | os.PathLike[str] | Dataset | None = None, download: bool = True
 ) -> PipelineArrays:
-    """The training clips of `cfg`'s split (first fold), through the features `train` would compute."""
-    from spoken_digits import fsdd
-    from spoken_digits.experiment import load_corpus
-    from spoken_digits.features import Featurizer
-    from spoken_digits.splits import make_folds
+    """The training clips of `cfg`'s split (first fold; a seeded sample of SAMPLE_CLIPS when there are more),
+    through the features `train` would compute."""
+    from spoken_digits.data.sources import open_dataset
+    from spoken_digits.data.splits import make_folds
+    from spoken_digits.frontend.features import Featurizer
+    from spoken_digits.training.corpus import load_corpus
 
-    clips = fsdd.index(fsdd.locate(data, download=download))
-    fold = make_folds(clips, cfg.split, seed=cfg.train.seed)[0]
-    trained = [clips[i] for i in fold.train]
+    dataset = data if isinstance(data, Dataset) else open_dataset(data, download=download)
+    train = make_folds(dataset.clips, cfg.split, seed=cfg.train.seed)[0].train
+    if len(train) > SAMPLE_CLIPS:
+        train = np.sort(np.random.default_rng(cfg.train.seed).choice(train, SAMPLE_CLIPS, replace=False))
+    trained = dataset.subset(train)
     corpus = load_corpus(trained, cfg)  # the same reading and length rule as train
+    trained = corpus.data
     durations = corpus.lengths.numpy() / cfg.audio.sr  # true lengths (after the trim), for the truncation check
-    rates = Counter(sf.info(str(c.path)).samplerate for c in trained)
+    rates = Counter(sf.info(str(c.path)).samplerate for c in trained.clips)
     featurizer = Featurizer(cfg.audio.sr, cfg.features)
     x, frames = featurizer.raw(*corpus.fixed())
     if featurizer.standardizer is not None:
@@ -179,13 +186,17 @@ def pipeline_arrays(
     return PipelineArrays(features.numpy(), frames.numpy(), labels, durations, dict(sorted(rates.items())))
 
 
-def diagnose_run(cfg: RunConfig, *, data: str | os.PathLike[str] | None = None, download: bool = True) -> Diagnosis:
+def diagnose_run(
+    cfg: RunConfig, *, data: str | os.PathLike[str] | Dataset | None = None, download: bool = True
+) -> Diagnosis:
     """Diagnose one of our pipelines on the training clips of its split, built exactly as `train` builds it."""
-    from spoken_digits.fsdd import CLASSES
-    from spoken_digits.models import create_model
+    from spoken_digits.data.sources import open_dataset
+    from spoken_digits.models.nets import create_model
 
     started = time.perf_counter()
-    arrays = pipeline_arrays(cfg, data=data, download=download)
+    dataset = data if isinstance(data, Dataset) else open_dataset(data, download=download)
+    CLASSES = dataset.classes
+    arrays = pipeline_arrays(cfg, data=dataset)
     factory = lambda: create_model(  # noqa: E731
         cfg.model.name, n_features=cfg.n_features, n_classes=len(CLASSES), **cfg.model.params
     )

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from spoken_digits.diagnose.findings import Finding, Severity
-from spoken_digits.models import training_targets
-from spoken_digits.train import FeatureSet
+from spoken_digits.frontend.batches import FeatureSet
+from spoken_digits.models.nets import training_targets
 
 ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 

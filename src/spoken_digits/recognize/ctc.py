@@ -12,9 +12,9 @@ from typing import cast
 import numpy as np
 import torch
 
-from spoken_digits import audio
-from spoken_digits.models import SequenceConv1D
-from spoken_digits.predict import Predictor
+from spoken_digits.frontend import audio
+from spoken_digits.models.nets import SequenceConv1D
+from spoken_digits.recognize.predict import Predictor
 from spoken_digits.recognize.words import REJECT, Word, piece
 
 

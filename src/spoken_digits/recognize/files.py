@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 
-from spoken_digits import audio
 from spoken_digits.errors import AudioError
-from spoken_digits.predict import BasePredictor
+from spoken_digits.frontend import audio
+from spoken_digits.recognize.predict import BasePredictor
 from spoken_digits.recognize.stream import Listener
 from spoken_digits.recognize.strings import transcribe
 from spoken_digits.recognize.words import Transcript

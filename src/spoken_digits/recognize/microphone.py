@@ -13,9 +13,9 @@ from collections.abc import Iterable
 import numpy as np
 import soundfile as sf
 
-from spoken_digits import audio
 from spoken_digits.errors import AudioError, ParameterError
-from spoken_digits.predict import BasePredictor
+from spoken_digits.frontend import audio
+from spoken_digits.recognize.predict import BasePredictor
 from spoken_digits.recognize.stream import Listener
 from spoken_digits.recognize.words import Word
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from spoken_digits import audio
-from spoken_digits.predict import BasePredictor
+from spoken_digits.frontend import audio
+from spoken_digits.recognize.predict import BasePredictor
 from spoken_digits.recognize.words import REJECT, Word, piece
 
 FRAME = 0.01  # s: the level is measured in frames this long

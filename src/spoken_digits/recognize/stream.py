@@ -18,8 +18,8 @@ from collections import deque
 import numpy as np
 import soxr
 
-from spoken_digits import endpoint
-from spoken_digits.predict import BasePredictor
+from spoken_digits.frontend import endpoint
+from spoken_digits.recognize.predict import BasePredictor
 from spoken_digits.recognize.segment import level_db, noise_floor
 from spoken_digits.recognize.strings import decode
 from spoken_digits.recognize.words import Word, join_labels

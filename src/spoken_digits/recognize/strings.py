@@ -12,10 +12,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from spoken_digits import endpoint
 from spoken_digits.errors import ParameterError
-from spoken_digits.predict import BasePredictor, Predictor
+from spoken_digits.frontend import endpoint
 from spoken_digits.recognize.ctc import decode_ctc
+from spoken_digits.recognize.predict import BasePredictor, Predictor
 from spoken_digits.recognize.segment import decode_segments, level_db, noise_floor
 from spoken_digits.recognize.words import Transcript, Word, stretches
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spoken_digits import endpoint
+from spoken_digits.frontend import endpoint
 
 LOW_CONFIDENCE = 0.7  # a word whose probability is below this is marked `low`
 REJECT = 0.5  # a piece whose best word is below this is no word of the model (chosen on training takes)

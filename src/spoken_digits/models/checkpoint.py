@@ -21,8 +21,8 @@ from torch import nn
 from spoken_digits.atomic import atomic_path
 from spoken_digits.config import RunConfig
 from spoken_digits.errors import CheckpointError, SpokenDigitsError
-from spoken_digits.features import Featurizer
-from spoken_digits.models import create_model
+from spoken_digits.frontend.features import Featurizer
+from spoken_digits.models.nets import create_model
 
 FORMAT = "spoken-digits"
 VERSION = 1

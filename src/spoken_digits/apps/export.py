@@ -19,10 +19,10 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from spoken_digits import checkpoint
 from spoken_digits.atomic import atomic_path
 from spoken_digits.errors import CheckpointError, ParameterError
-from spoken_digits.predict import SpokenDigitClassifier
+from spoken_digits.models import checkpoint
+from spoken_digits.recognize.predict import SpokenDigitClassifier
 
 TOLERANCE = 1e-4  # largest |logit difference| between torch and ONNX Runtime accepted at export
 

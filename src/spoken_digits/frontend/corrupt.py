@@ -16,8 +16,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from spoken_digits import audio
 from spoken_digits.errors import ParameterError
+from spoken_digits.frontend import audio
 
 NOISE_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # noise power spectral density ∝ 1 / f**exponent
 TELEPHONE_BAND = (300.0, 3400.0)  # Hz: the analogue telephone channel (ITU-T G.712)
@@ -233,22 +233,26 @@ def read_noise_dir(folder: str | os.PathLike[str], sr: int) -> list[np.ndarray]:
     folder = Path(folder)
     if not folder.is_dir():
         raise ParameterError(f"--noise-dir {folder}: not a folder")
-    suffixes = {f".{ext.lower()}" for ext in sf.available_formats()} | {".oga", ".opus"}
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in audio.AUDIO_SUFFIXES)
     if not files:
-        raise ParameterError(f"--noise-dir {folder}: no audio files ({', '.join(sorted(suffixes))})")
+        raise ParameterError(f"--noise-dir {folder}: no audio files ({', '.join(sorted(audio.AUDIO_SUFFIXES))})")
+    return read_noises(files, sr, what="--noise-dir")
+
+
+def read_noises(files: Sequence[Path], sr: int, *, what: str) -> list[np.ndarray]:
+    """Noise recordings as float32 mono at `sr`; `what` names where they came from in errors."""
     noises = []
     for path in files:
         try:
             info = sf.info(path)
             if info.frames * info.channels > audio.MAX_SAMPLES:
-                raise ParameterError(f"--noise-dir: {path}: over {audio.MAX_SAMPLES} samples; cut it shorter")
+                raise ParameterError(f"{what}: {path}: over {audio.MAX_SAMPLES} samples; cut it shorter")
             data, rate = sf.read(path, dtype="float32", always_2d=True)  # (samples, channels)
         except (sf.LibsndfileError, RuntimeError) as exc:
-            raise ParameterError(f"--noise-dir: {path}: cannot be read as audio ({exc})") from None
+            raise ParameterError(f"{what}: {path}: cannot be read as audio ({exc})") from None
         y = data.mean(axis=1)
         y = y if rate == sr else soxr.resample(y, rate, sr, quality="HQ").astype(np.float32)
         if len(y) < 2 or not np.all(np.isfinite(y)) or not np.any(y):
-            raise ParameterError(f"--noise-dir: {path}: empty, silent or not finite; it cannot be used as noise")
+            raise ParameterError(f"{what}: {path}: empty, silent or not finite; it cannot be used as noise")
         noises.append(y)
     return noises

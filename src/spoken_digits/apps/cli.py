@@ -7,115 +7,11 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from spoken_digits import commands
-from spoken_digits.config import PRESETS, RunConfig, Scale, SplitName
+from spoken_digits.apps import commands, options
 from spoken_digits.errors import SpokenDigitsError
-from spoken_digits.models import MODELS
-
-
-def _data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--data", metavar="DIR", help="FSDD folder (or its recordings/); default: $FSDD_ROOT, then the user cache"
-    )
-    p.add_argument("--no-download", action="store_true", help="never download FSDD; fail if no copy is found")
-
-
-def _by_preset(get: Callable[[RunConfig], object]) -> str:
-    """The value each preset uses, for help text: '0.001' when all agree, else '0.001; robust: 0.002'."""
-    shown = {name: _show(get(cfg)) for name, cfg in PRESETS.items()}
-    first = shown.pop("default")
-    others = "; ".join(f"{name}: {value}" for name, value in shown.items() if value != first)
-    return f"default: {first}" + (f"; --preset {others}" if others else "")
-
-
-def _show(value: object) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
-    return str(getattr(value, "value", value))
-
-
-def _split_options(p: argparse.ArgumentParser, default: str | None) -> None:
-    p.add_argument(
-        "--split",
-        choices=[s.value for s in SplitName],
-        default=default,
-        help="official: takes 0-4 test; random: stratified 10%% test; loso: leave one speaker "
-        "out (all six folds); all: train on everything, no test set ("
-        + (_by_preset(lambda c: c.split.name) if default is None else f"default: {default}")
-        + ")",
-    )
-    p.add_argument("--speaker", help="with --split loso: hold out only this speaker")
-
-
-def _config_options(p: argparse.ArgumentParser) -> None:
-    """Options that shape a run's config (shared by train and diagnose); help shows each preset's value."""
-    p.add_argument(
-        "--preset",
-        choices=list(PRESETS),
-        help="default: for real recordings (a speech detector finds the word; trained in noise, rooms, the "
-        "telephone band); clean: the seed's pipeline done right, for clean tightly cut clips (log-mel dB, "
-        "standardised, silence trimmed); seed: the seed's pipeline exactly (raw mel power, no "
-        "standardisation); robust: for clean clips of voices the model never heard (an ensemble of conv1d) "
-        "(default: default)",
-    )
-    p.add_argument(
-        "--model",
-        help=f"registered model: {', '.join(MODELS)} ({_by_preset(lambda c: c.model.name)}); "
-        "a model other than the preset's starts without the preset's --param values",
-    )
-    p.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="model hyper-parameter, VALUE parsed as JSON (e.g. hidden=256; members=3 trains an ensemble); "
-        f"repeatable ({_by_preset(lambda c: c.model.params or None)})",
-    )
-    _split_options(p, None)
-    p.add_argument("--batch-size", type=int, help=f"mini-batch size ({_by_preset(lambda c: c.train.batch_size)})")
-    p.add_argument(
-        "--lr",
-        type=float,
-        help="learning rate of the preset's optimiser "
-        f"({_by_preset(lambda c: f'{c.train.optimizer.value} {c.train.lr:g}')})",
-    )
-    p.add_argument(
-        "--seed",
-        type=int,
-        help=f"random seed for splits, initialisation and batches ({_by_preset(lambda c: c.train.seed)})",
-    )
-    p.add_argument(
-        "--duration",
-        type=float,
-        help="seconds to pad/trim every clip to; 0 keeps each clip's true length "
-        f"({_by_preset(lambda c: c.audio.duration or 0)})",
-    )
-    p.add_argument(
-        "--trim-db",
-        type=float,
-        help="trim leading/trailing audio quieter than this many dB below the peak, in place of the speech "
-        f"detector; 0 = no trimming ({_by_preset(lambda c: 'the detector' if c.audio.vad else c.audio.trim_db or 0)})",
-    )
-    p.add_argument(
-        "--scale",
-        choices=[s.value for s in Scale],
-        help=f"mel power as is, or dB per clip ({_by_preset(lambda c: c.features.scale)})",
-    )
-
-
-def _device_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--device",
-        default="cpu",
-        help="torch device for features and model, e.g. cpu or cuda (default: cpu; .onnx models run on the CPU)",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,23 +24,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser(
         "train",
-        help="train and evaluate a model on FSDD",
-        description="Train a model on "
-        "FSDD and write metrics.json, model.pt, config.json, log.csv, confusion.png and "
-        "curves.png to --out.",
+        help="train and evaluate a model on FSDD or your own labelled audio",
+        description="Train a model on FSDD or any labelled audio (--data) and write metrics.json, model.pt, "
+        "config.json, log.csv, confusion.png and curves.png to --out.",
     )
-    _config_options(t)
-    t.add_argument("--epochs", type=int, help=f"maximum epochs ({_by_preset(lambda c: c.train.epochs)})")
+    options.config_options(t)
+    t.add_argument("--epochs", type=int, help=f"maximum epochs ({options.by_preset(lambda c: c.train.epochs)})")
     t.add_argument(
         "--patience",
         type=int,
         help="stop after this many epochs without a better validation score; 0 = never "
-        f"({_by_preset(lambda c: c.train.patience)})",
+        f"({options.by_preset(lambda c: c.train.patience)})",
     )
     t.add_argument(
         "--device",
         help="torch device for training, e.g. cpu, cuda or cuda:1; features are computed on it too "
-        f"({_by_preset(lambda c: c.train.device)})",
+        f"({options.by_preset(lambda c: c.train.device)})",
     )
     t.add_argument(
         "--noise-dir",
@@ -154,26 +49,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--out", type=Path, help="output folder (default: runs/PRESET-MODEL-SPLIT-sSEED)")
     t.add_argument(
+        "--workers",
+        type=int,
+        help="processes reading audio and finding the words, once per dataset (the result is cached on disk "
+        "and reused while the files and audio settings stay the same); default: every core",
+    )
+    t.add_argument(
         "--resume",
         type=Path,
         metavar="DIR",
         help="continue the interrupted run in DIR with the config it "
         "started with (takes no other training option); ends with the metrics of an uninterrupted run",
     )
-    _data_options(t)
+    options.data_options(t)
 
     e = sub.add_parser(
         "evaluate",
-        help="score a saved model on an FSDD split",
+        help="score a saved model on a dataset's test split",
         description="Score MODEL.pt on the test clips of a split and print the metrics as JSON.",
     )
     e.add_argument(
         "checkpoint", type=Path, metavar="MODEL", help="a checkpoint written by train (.pt) or an exported .onnx"
     )
-    _split_options(e, "official")
-    _device_option(e)
+    options.split_options(e, "official")
+    options.device_option(e)
     e.add_argument("--out", type=Path, help="also write metrics.json and confusion.png here")
-    _data_options(e)
+    options.data_options(e)
 
     p = sub.add_parser(
         "predict",
@@ -196,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="one word per file, the loudest (JSON: {file, digit, probability[, error][, warnings]})",
     )
-    _device_option(p)
+    options.device_option(p)
 
     li = sub.add_parser(
         "listen",
@@ -221,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=20, help="epochs (default: 20)")
     s.add_argument("--recordings", type=int, default=1024, help="training recordings per epoch (default: 1024)")
     s.add_argument("--seed", type=int, default=0, help="seed of the recordings and augmentation (default: 0)")
-    _data_options(s)
+    options.data_options(s, fsdd_only=True)
 
     w = sub.add_parser(
         "serve",
@@ -232,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument(
         "checkpoint", type=Path, metavar="MODEL", help="a checkpoint written by train (.pt) or an exported .onnx"
     )
-    _device_option(w)
+    options.device_option(w)
     w.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     w.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
 
@@ -243,14 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--data FILE.npz) or an accuracy history, and print ranked findings, most likely cause first. "
         "Exit status: 0 when nothing rises above info, 1 when a problem was found.",
     )
-    _config_options(d)
+    options.config_options(d)
     d.add_argument(
         "--data",
         metavar="FILE.npz|DIR",
         help="your arrays: a .npz with X as (N, T, F) or (N, F, T) as fed to the model, integer y (N,), "
-        "optional lengths (N,); or an FSDD folder for our own pipeline (default: $FSDD_ROOT, then the cache)",
+        "optional lengths (N,); or a dataset for our own pipeline, as train reads it (default: FSDD)",
     )
     d.add_argument("--no-download", action="store_true", help="never download FSDD; fail if no copy is found")
+    options.source_options(d)
     d.add_argument(
         "--history",
         type=Path,
@@ -289,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a config value in every cell, VALUE as JSON (e.g. train.epochs=5); repeatable",
     )
-    _data_options(g)
+    options.data_options(g)
 
     r = sub.add_parser(
         "report",
@@ -310,8 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "checkpoint", type=Path, metavar="MODEL", help="a checkpoint written by train (.pt) or an exported .onnx"
     )
-    _split_options(b, "official")
-    _device_option(b)
+    options.split_options(b, "official")
+    options.device_option(b)
     b.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: robustness/ beside MODEL)")
     b.add_argument(
         "--seed", type=int, default=0, help="seed of every corruption: the same clips for every model (default: 0)"
@@ -331,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a folder of your own noise recordings (any format predict reads): adds noisedir conditions at each SNR",
     )
     b.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
-    _data_options(b)
+    options.data_options(b, fsdd_only=True)
 
     sub.add_parser("models", help="list the registered models", description="List the registered models.")
     return parser

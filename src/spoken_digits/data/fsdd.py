@@ -15,15 +15,19 @@ import shutil
 import tarfile
 import tempfile
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from spoken_digits.data.clips import Clip as Clip_
+from spoken_digits.data.clips import Dataset
 from spoken_digits.errors import DatasetError
 
 VERSION = "v1.0.10"
 URL = f"https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/{VERSION}.tar.gz"
 CLASSES = tuple(str(d) for d in range(10))
+TEST_TAKES = range(5)  # FSDD's README: takes 0-4 of every speaker and digit are the test set
 SENTINEL = ".complete"  # written last: a cache folder without it is an unfinished download
 _NAME = re.compile(r"^(?P<digit>\d)_(?P<speaker>[a-z]+)_(?P<take>\d+)\.wav$")
 
@@ -124,6 +128,10 @@ def _verify(folder: Path, expected: dict[str, str]) -> None:
             raise DatasetError(f"FSDD download is corrupt: {name} does not match its sha256")
 
 
+def is_fsdd_name(name: str) -> bool:
+    return _NAME.match(name) is not None
+
+
 def index(folder: Path) -> list[Clip]:
     """Every `{digit}_{speaker}_{take}.wav` in `folder`, sorted by name; other names are an error."""
     clips = []
@@ -135,3 +143,13 @@ def index(folder: Path) -> list[Clip]:
     if not clips:
         raise DatasetError(f"{folder}: no wav files")
     return clips
+
+
+def dataset(folder: Path) -> Dataset:
+    """FSDD as a generic Dataset (index() already sorts by file name)."""
+    return Dataset(as_clips(index(folder)), CLASSES, "fsdd", folder)
+
+
+def as_clips(clips: Sequence[Clip]) -> list[Clip_]:
+    """FSDD clips as generic ones: label = the digit, own split = takes 0-4 test (FSDD's README), the rest train."""
+    return [Clip_(c.path, str(c.digit), c.speaker, "test" if c.take in TEST_TAKES else "train") for c in clips]

@@ -20,9 +20,9 @@ import soundfile as sf
 import soxr
 import torch
 
-from spoken_digits import endpoint
 from spoken_digits.config import AudioConfig, Pad
 from spoken_digits.errors import AudioError
+from spoken_digits.frontend import endpoint
 
 SILENCE_PEAK = 1e-4  # a clip whose loudest sample is below -80 dBFS is treated as silent
 MIN_RATE = 1000  # Hz; lower rates cannot carry speech and are almost certainly a broken header
@@ -36,6 +36,8 @@ SPEECH_BAND = (250.0, 4000.0)  # Hz: the formants that tell digits apart lie her
 # offset or a tone under 250 Hz has ~0. 0.01 leaves a 16x margin below FSDD, and speech with a
 # twentieth of the energy of a hum under it still passes: a floor, not a voice-activity detector.
 MIN_SPEECH_SHARE = 0.01
+# File suffixes read as audio: what libsndfile reads, plus Ogg Opus's usual names.
+AUDIO_SUFFIXES = frozenset({f".{ext.lower()}" for ext in sf.available_formats()} | {".oga", ".opus"})
 
 
 def read_audio(path: str | os.PathLike[str], sr: int, *, max_duration: float = 30.0) -> np.ndarray:

@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from spoken_digits import audio, checkpoint, endpoint
 from spoken_digits.config import RunConfig
 from spoken_digits.errors import AudioError, CheckpointError, ParameterError
-from spoken_digits.features import Featurizer
+from spoken_digits.frontend import audio, endpoint
+from spoken_digits.frontend.features import Featurizer
+from spoken_digits.models import checkpoint
 
 
 class SpokenDigitClassifier(nn.Module):
@@ -47,10 +48,14 @@ class Prediction:
     probabilities: tuple[float, ...] = ()
     error: str | None = None
     warnings: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()  # the names of `probabilities`, in order
 
     def to_dict(self) -> dict[str, object]:
-        """The JSON form: file, digit, probability and, when there are any, error and warnings."""
+        """The JSON form: file, digit (the class name), probability, every class's probability and, when
+        there are any, error and warnings."""
         out: dict[str, object] = {"file": self.file, "digit": self.digit, "probability": self.probability}
+        if self.probabilities:
+            out["probabilities"] = dict(zip(self.classes, self.probabilities, strict=True))
         if self.error is not None:
             out["error"] = self.error
         if self.warnings:
@@ -200,7 +205,7 @@ class BasePredictor(ABC):
             best = int(result.argmax())
             notes = tuple(audio.check_clip(waves[k], self.audio_cfg, segment))
             label, confidence, every = self.classes[best], float(result[best]), tuple(float(p) for p in result)
-            results[readable[k]] = Prediction(path, label, confidence, every, None, notes)
+            results[readable[k]] = Prediction(path, label, confidence, every, None, notes, tuple(self.classes))
         return results
 
 

@@ -21,8 +21,9 @@ import torch
 
 from spoken_digits.atomic import write_json, write_text
 from spoken_digits.config import RunConfig
+from spoken_digits.data.clips import Dataset
 from spoken_digits.errors import ParameterError, SpokenDigitsError
-from spoken_digits.grids import Grid, Run, grid_from_dict, validate
+from spoken_digits.training.grids import Grid, Run, grid_from_dict, validate
 
 # Two-sided 95% Student t quantiles for 1..30 degrees of freedom (beyond: the normal 1.96).
 T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -34,7 +35,7 @@ def run_study(
     grid: Grid,
     out: str | os.PathLike[str],
     *,
-    data: str | os.PathLike[str] | None = None,
+    data: str | os.PathLike[str] | Dataset | None = None,
     download: bool = True,
     workers: int = 1,
     say: Callable[[str], None] = lambda _: None,
@@ -62,13 +63,14 @@ def run_study(
     failures: list[str] = []
     if workers <= 1:
         for i, (run, folder) in enumerate(todo, 1):
-            failures += _report(folder.name, _execute(run.config.to_dict(), folder, data, download), i, len(todo), say)
+            result = _execute(run.config.to_dict(), folder, data, download, None)
+            failures += _report(folder.name, result, i, len(todo), say)
     else:
         threads = max(1, (os.cpu_count() or 1) // workers)
         with concurrent.futures.ProcessPoolExecutor(
             workers, initializer=torch.set_num_threads, initargs=(threads,)
         ) as pool:
-            futures = {pool.submit(_execute, r.config.to_dict(), f, data, download): f.name for r, f in todo}
+            futures = {pool.submit(_execute, r.config.to_dict(), f, data, download, 1): f.name for r, f in todo}
             for i, future in enumerate(concurrent.futures.as_completed(futures), 1):
                 failures += _report(futures[future], future.result(), i, len(todo), say)
     summary = aggregate(out)
@@ -116,16 +118,17 @@ def _report(folder: str, result: str | float, i: int, n: int, say: Callable[[str
     return []
 
 
-def _execute(config: dict[str, Any], folder: Path, data: Any, download: bool) -> str | float:
-    """Train one run (resuming if it was interrupted); its test accuracy, or an error message."""
-    from spoken_digits.experiment import resume_run, train_run
-    from spoken_digits.runstate import RunState
+def _execute(config: dict[str, Any], folder: Path, data: Any, download: bool, prepare: int | None) -> str | float:
+    """Train one run (resuming if it was interrupted); its test accuracy, or an error message. `prepare`:
+    processes for the front end (1 inside a pool of runs, which already shares the cores)."""
+    from spoken_digits.training.experiment import resume_run, train_run
+    from spoken_digits.training.runstate import RunState
 
     try:
         if RunState(folder).exists():
-            metrics = resume_run(folder, data=data, download=download)
+            metrics = resume_run(folder, data=data, download=download, workers=prepare)
         else:
-            metrics = train_run(RunConfig.from_dict(config), folder, data=data, download=download)
+            metrics = train_run(RunConfig.from_dict(config), folder, data=data, download=download, workers=prepare)
     except SpokenDigitsError as exc:
         return str(exc)
     score = metrics.get("test_accuracy")

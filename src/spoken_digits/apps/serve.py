@@ -25,10 +25,10 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from spoken_digits import audio
 from spoken_digits.config import AudioConfig, RunConfig
 from spoken_digits.errors import AudioError, SpokenDigitsError
-from spoken_digits.predict import Inspection
+from spoken_digits.frontend import audio
+from spoken_digits.recognize.predict import Inspection
 from spoken_digits.recognize.stream import Listener
 
 MAX_BYTES = 10 * 1024 * 1024  # largest accepted request body
@@ -60,7 +60,7 @@ class Model(Protocol):
 def create_app(predictor: Model, *, max_bytes: int = MAX_BYTES) -> FastAPI:
     """The web app around one loaded model."""
     app = FastAPI(title="spoken-digits", version="1", summary="Recognise a spoken digit in an audio clip.")
-    page = resources.files("spoken_digits").joinpath("web/index.html").read_text(encoding="utf-8")
+    page = resources.files("spoken_digits").joinpath("apps/web/index.html").read_text(encoding="utf-8")
     cfg = predictor.config
     max_duration = min(MAX_SECONDS, cfg.audio.max_duration)
 
@@ -236,7 +236,8 @@ def _inspect(predictor: Model, data: bytes, name: str, max_duration: float) -> d
     seen = predictor.inspect(wave)
     best = int(np.argmax(seen.probabilities))
     answer: dict[str, Any] = {
-        "digit": predictor.classes[best],
+        "digit": predictor.classes[best],  # the class name, a digit or any word the model knows
+        "label": predictor.classes[best],
         "probability": float(seen.probabilities[best]),
         "probabilities": {c: float(p) for c, p in zip(predictor.classes, seen.probabilities, strict=True)},
         "seconds": round(seen.seconds, 3),

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spoken_digits import corrupt, endpoint
 from spoken_digits.config import AudioConfig, AugmentConfig
-from spoken_digits.features import Featurizer, fix_lengths, time_mask
-from spoken_digits.train import FeatureSet
+from spoken_digits.frontend import corrupt, endpoint
+from spoken_digits.frontend.batches import FeatureSet
+from spoken_digits.frontend.features import Featurizer, fix_lengths, time_mask
 
 NOISE_KINDS = ("white", "pink", "brown", "babble")  # then "file" when a noise folder is given
 NOISE_WEIGHTS = (1.0, 1.0, 1.0, 2.0, 2.0)  # babble and the user's files twice as often: the hardest to tell apart
@@ -185,7 +185,7 @@ class Augmenter:
         device = next(iter(featurizer.buffers())).device
         self.rooms = None
         if cfg.reverb:
-            from spoken_digits.rooms import room_responses
+            from spoken_digits.frontend.rooms import room_responses
 
             self.rooms = torch.tensor(room_responses(audio.sr), device=device)
         self.noise_bank = torch.from_numpy(np.concatenate(noises)).to(device) if len(noises) else None

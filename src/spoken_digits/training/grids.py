@@ -19,7 +19,7 @@ from typing import Any
 
 from spoken_digits.config import RunConfig, preset
 from spoken_digits.errors import ParameterError
-from spoken_digits.models import MODELS, create_model
+from spoken_digits.models.nets import MODELS, create_model
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spoken_digits import audio, checkpoint, fsdd
-from spoken_digits.augment import Augmenter
 from spoken_digits.config import ModelConfig, SplitConfig
+from spoken_digits.data import fsdd
+from spoken_digits.data.splits import make_folds
 from spoken_digits.errors import ParameterError
-from spoken_digits.models import SequenceConv1D, create_model
-from spoken_digits.splits import make_folds
-from spoken_digits.train import FeatureSet, seed_everything
+from spoken_digits.frontend import audio
+from spoken_digits.frontend.augment import Augmenter
+from spoken_digits.frontend.batches import FeatureSet
+from spoken_digits.models import checkpoint
+from spoken_digits.models.nets import SequenceConv1D, create_model
+from spoken_digits.training.train import seed_everything
 
 MODEL = "sequence_conv1d"
 MAX_WORDS = 5  # words per training recording (tests go to 10: the model does not count)
@@ -83,7 +86,7 @@ def train_strings(
     word = checkpoint.load(word_model)
     cfg = word.config
     clips = fsdd.index(fsdd.locate(data, download=download))
-    fold = make_folds(clips, SplitConfig())[0]
+    fold = make_folds(fsdd.as_clips(clips), SplitConfig())[0]
     train = [clips[i] for i in fold.train]
     waves = [audio.read_audio(c.path, cfg.audio.sr) for c in train]
     index = {c: i for i, c in enumerate(word.classes)}

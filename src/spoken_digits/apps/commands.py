@@ -17,7 +17,7 @@ from typing import Any
 
 from spoken_digits.config import RunConfig, SplitConfig, preset
 from spoken_digits.errors import ParameterError
-from spoken_digits.models import MODELS
+from spoken_digits.models.nets import MODELS
 
 
 def _run_config(args: argparse.Namespace) -> RunConfig:
@@ -55,13 +55,28 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
     )
 
 
-RUN_OPTIONS = {"command", "resume", "data", "no_download"}  # every other train option shapes the config
+DATA_OPTIONS = {"data", "no_download", "speaker_pattern", "classes", "skip_bad", "mixed_rates", "workers"}
+RUN_OPTIONS = {"command", "resume", *DATA_OPTIONS}  # every other train option shapes the config
+
+
+def _dataset(args: argparse.Namespace) -> Any:
+    """The dataset the options name (data/sources.py), opened and checked before any training starts."""
+    from spoken_digits.data.sources import open_dataset
+
+    return open_dataset(
+        args.data,
+        download=not args.no_download,
+        speaker_pattern=args.speaker_pattern,
+        classes=args.classes,
+        skip_bad=args.skip_bad,
+        mixed_rates=args.mixed_rates,
+    )
 
 
 def train(args: argparse.Namespace) -> int:
-    from spoken_digits.experiment import headline, resumable_config, resume_run, train_run
-    from spoken_digits.models import create_model
-    from spoken_digits.train import check_device
+    from spoken_digits.device import check_device
+    from spoken_digits.models.nets import create_model
+    from spoken_digits.training.experiment import headline, resumable_config, resume_run, train_run
 
     say = lambda line: print(line, file=sys.stderr)  # noqa: E731
     if args.resume is not None:
@@ -72,12 +87,16 @@ def train(args: argparse.Namespace) -> int:
             raise ParameterError(f"--resume continues with the run's own config.json; drop {', '.join(given)}")
         out = args.resume
         cfg = resumable_config(out)  # its device decides the process group's backend below
-        run = lambda: resume_run(out, data=args.data, download=not args.no_download, say=say)  # noqa: E731
+        data = _dataset(args)
+        run = lambda: resume_run(out, data=data, say=say, workers=args.workers, skip_bad=args.skip_bad)  # noqa: E731
     else:
         cfg = _run_config(args)
         create_model(cfg.model.name, n_features=cfg.n_features, n_classes=10, **cfg.model.params)  # fail fast
         out = args.out or Path("runs") / f"{cfg.preset}-{cfg.model.name}-{cfg.split.name.value}-s{cfg.train.seed}"
-        run = lambda: train_run(cfg, out, data=args.data, download=not args.no_download, say=say)  # noqa: E731
+        data = _dataset(args)
+        run = lambda: train_run(  # noqa: E731
+            cfg, out, data=data, say=say, workers=args.workers, skip_bad=args.skip_bad
+        )
     check_device(cfg.train.device)
     try:
         with _distributed(cfg.train.device):
@@ -114,13 +133,12 @@ def _distributed(device: str) -> Iterator[None]:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from spoken_digits.experiment import evaluate_checkpoint
+    from spoken_digits.evaluation.evaluate import evaluate_checkpoint
 
     metrics = evaluate_checkpoint(
         args.checkpoint,
         SplitConfig(name=args.split, speaker=args.speaker),
-        data=args.data,
-        download=not args.no_download,
+        data=_dataset(args),
         out=args.out,
         device=args.device,
     )
@@ -129,8 +147,8 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from spoken_digits.predict import load_predictor
-    from spoken_digits.train import check_device
+    from spoken_digits.device import check_device
+    from spoken_digits.recognize.predict import load_predictor
 
     predictor = load_predictor(args.checkpoint, device=str(check_device(args.device)))
     if args.single:  # one word per file (the loudest), with every class's probability under --json
@@ -160,8 +178,8 @@ def _answers(results: list[Any], as_json: bool, line: Callable[[Any], str]) -> i
 
 
 def listen(args: argparse.Namespace) -> int:
-    from spoken_digits.predict import load_predictor
     from spoken_digits.recognize import microphone
+    from spoken_digits.recognize.predict import load_predictor
     from spoken_digits.recognize.words import join_labels
 
     predictor = load_predictor(args.checkpoint)
@@ -175,7 +193,7 @@ def listen(args: argparse.Namespace) -> int:
 
 
 def train_strings(args: argparse.Namespace) -> int:
-    from spoken_digits.train_strings import train_strings as run
+    from spoken_digits.training.train_strings import train_strings as run
 
     options = {"epochs": args.epochs, "recordings": args.recordings, "seed": args.seed}
     path = run(args.word_model, args.out, data=args.data, download=not args.no_download, **options)
@@ -185,13 +203,13 @@ def train_strings(args: argparse.Namespace) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     try:
-        from spoken_digits.serve import serve
+        from spoken_digits.apps.serve import serve
     except ImportError as exc:
         raise ParameterError(
             f"serve needs the web extra ({exc.name} is missing): pip install 'spoken-digits[web]'"
         ) from None
-    from spoken_digits.predict import load_predictor
-    from spoken_digits.train import check_device
+    from spoken_digits.device import check_device
+    from spoken_digits.recognize.predict import load_predictor
 
     # a bad file fails here, in one line, before the server starts
     predictor = load_predictor(args.checkpoint, device=str(check_device(args.device)))
@@ -224,7 +242,7 @@ def diagnose(args: argparse.Namespace) -> int:
         )
     else:
         _refuse_unused(args, set(vars(args)) - {"history", "n_train"}, "without --history")
-        result = diagnose.diagnose_run(_run_config(args), data=args.data, download=not args.no_download)
+        result = diagnose.diagnose_run(_run_config(args), data=_dataset(args))
     if args.out is not None:
         write_json(args.out / "diagnosis.json", result.to_dict())
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.render())
@@ -242,7 +260,7 @@ def _refuse_unused(args: argparse.Namespace, used: set[str], mode: str) -> None:
 
 def _array_model(cfg: RunConfig, width: int) -> Any:
     """A factory for the config's registered model, sized for arrays `width` features wide."""
-    from spoken_digits.models import create_model
+    from spoken_digits.models.nets import create_model
 
     def factory() -> Any:
         return create_model(cfg.model.name, n_features=width, n_classes=10, **cfg.model.params)
@@ -268,7 +286,7 @@ def _read_history(path: Path) -> list[float]:
 
 
 def export(args: argparse.Namespace) -> int:
-    from spoken_digits.export import export_onnx
+    from spoken_digits.apps.export import export_onnx
 
     check = export_onnx(args.checkpoint, args.onnx, opset=args.opset)
     print(
@@ -279,8 +297,7 @@ def export(args: argparse.Namespace) -> int:
 
 
 def study(args: argparse.Namespace) -> int:
-    from spoken_digits import grids, study
-
+    from spoken_digits.training import grids, study
     if args.list:
         for name, grid in grids.BUILTIN.items():
             print(f"{name:10s} {len(grid.runs()):4d} runs  {grid.description}")
@@ -290,7 +307,7 @@ def study(args: argparse.Namespace) -> int:
     grid = grids.with_overrides(grids.load_grid(args.grid), _key_values(args.set, "--set"), args.seeds)
     out = args.out or Path("runs") / f"study-{grid.name}"
     say = lambda line: print(line, file=sys.stderr)  # noqa: E731
-    summary = study.run_study(grid, out, data=args.data, download=not args.no_download, workers=args.workers, say=say)
+    summary = study.run_study(grid, out, data=_dataset(args), workers=args.workers, say=say)
     for row in summary["cells"]:
         print(f"{row['cell']:50s} {row['mean']:.4f} ± {row['ci95']:.4f} (95% CI, {row['n_seeds']} seeds)")
     print(f"wrote {out}/summary.json; render it with: spoken-digits report {out}")
@@ -298,7 +315,7 @@ def study(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
-    from spoken_digits.studyreport import render
+    from spoken_digits.training.studyreport import render
 
     print(f"wrote {render(args.study, args.out)} and report.html")
     return 0
@@ -325,7 +342,7 @@ def models(args: argparse.Namespace) -> int:
 
 
 def robustness(args: argparse.Namespace) -> int:
-    from spoken_digits.robustness import benchmark_model, format_table
+    from spoken_digits.evaluation.robustness import benchmark_model, format_table
 
     out = args.out or args.checkpoint.parent / "robustness"
     result = benchmark_model(

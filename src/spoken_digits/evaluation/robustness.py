@@ -19,13 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from spoken_digits import audio, corrupt, fsdd
 from spoken_digits.atomic import atomic_path, write_json, write_text
 from spoken_digits.config import SplitConfig
+from spoken_digits.data import fsdd
+from spoken_digits.data.splits import make_folds
 from spoken_digits.errors import AudioError, ParameterError
-from spoken_digits.experiment import warn_on_overlap
-from spoken_digits.predict import BasePredictor
-from spoken_digits.splits import make_folds
+from spoken_digits.evaluation.evaluate import warn_on_overlap
+from spoken_digits.frontend import audio, corrupt
+from spoken_digits.recognize.predict import BasePredictor
 
 SNRS = (20.0, 10.0, 5.0, 0.0)  # dB
 LEAD = 0.25  # s of the same noise before and after the word
@@ -178,13 +179,14 @@ def tested_clips(
     """The test clips of `split` (or a seeded, digit-balanced `limit` of them), each with its fold's training
     clips (what babble is made of); warns when the model was trained on some of them."""
     tested: list[tuple[fsdd.Clip, list[fsdd.Clip]]] = []
-    folds = make_folds(list(clips), split, seed=predictor.config.train.seed)
+    folds = make_folds(fsdd.as_clips(clips), split, seed=predictor.config.train.seed)
     for fold in folds:
         pool = [clips[i] for i in fold.train]
         tested += [(clips[i], pool) for i in fold.test]
     if not tested:
         raise ParameterError("the 'all' split has no test clips; choose official, random or loso")
-    warn_on_overlap(predictor.config, predictor.info.get("fold"), list(clips), np.concatenate([f.test for f in folds]))
+    tests = np.concatenate([f.test for f in folds])
+    warn_on_overlap(predictor.config, predictor.info.get("fold"), fsdd.as_clips(clips), tests)
     if limit is not None and limit < len(tested):
         tested = [tested[i] for i in stratified_subset([c for c, _ in tested], limit, seed=seed)]
     return tested
@@ -241,8 +243,8 @@ def benchmark_model(
     say: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Load `model` (.pt or .onnx), run the benchmark on FSDD and write its three files to `out` (see run_benchmark)."""
-    from spoken_digits.predict import load_predictor
-    from spoken_digits.train import check_device
+    from spoken_digits.device import check_device
+    from spoken_digits.recognize.predict import load_predictor
 
     chosen = select_conditions(conditions, noise_dir=noise_dir is not None)  # bad names fail before any loading
     if limit is not None and limit < 1:
@@ -251,7 +253,7 @@ def benchmark_model(
     noise_files = corrupt.read_noise_dir(noise_dir, predictor.config.audio.sr) if noise_dir is not None else ()
     clips = fsdd.index(fsdd.locate(data, download=download))
     split = split or SplitConfig()
-    from spoken_digits.experiment import machine
+    from spoken_digits.device import machine
 
     result = {"model": str(model), "machine": machine(device)} | run_benchmark(
         predictor, clips, split, seed=seed, conditions=chosen, limit=limit, noise_files=noise_files, say=say

@@ -1,7 +1,8 @@
 """The training loop: Adam, cross-entropy, early stopping on a validation slice, best weights kept.
 
 Data lives in memory as tensors (FSDD's features fit in a few MB), so an epoch is a shuffled pass
-over index batches: no DataLoader workers, no per-clip Python on the hot path.
+over index batches: no DataLoader workers, no per-clip Python on the hot path. Datasets too large for
+memory come as a StoreSet (training/corpus.py) with the same `batches`, read from disk per batch.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, Self
 
 import numpy as np
 import torch
@@ -21,45 +22,26 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from spoken_digits.config import Optimizer, Schedule, TrainConfig
-from spoken_digits.errors import ParameterError
-from spoken_digits.models import training_targets
+from spoken_digits.device import check_device
+from spoken_digits.frontend.batches import FeatureSet
+from spoken_digits.models.nets import training_targets
 
 
-@dataclass(frozen=True)
-class FeatureSet:
-    """Model inputs x (N, T, F), valid frames per clip (N,) and labels (N,)."""
+class Batches(Protocol):
+    """What `fit` trains on and `predict_logits` reads: a FeatureSet in memory, or clips streamed from disk."""
 
-    x: torch.Tensor
-    lengths: torch.Tensor
-    y: torch.Tensor
+    @property
+    def y(self) -> torch.Tensor: ...
 
-    def __len__(self) -> int:
-        return len(self.y)
+    def __len__(self) -> int: ...
 
-    def subset(self, index: np.ndarray | torch.Tensor) -> FeatureSet:
-        """The clips at `index`, cut to their longest valid length."""
-        index = torch.as_tensor(index, dtype=torch.long)
-        lengths = self.lengths[index]
-        steps = int(lengths.max()) if len(index) else 0
-        return FeatureSet(self.x[index, :steps], lengths, self.y[index])
+    def subset(self, index: np.ndarray | torch.Tensor) -> Self: ...
 
     def batches(
         self, size: int, generator: torch.Generator | None = None, *, rank: int = 0, world: int = 1
-    ) -> Iterator[FeatureSet]:
-        """Mini-batches in order, or shuffled by `generator`; with `world` > 1, this rank's share.
+    ) -> Iterator[FeatureSet]: ...
 
-        Every rank draws the same order from an identically seeded generator and takes every
-        `world`-th clip of it, the order padded by wrapping so all ranks get as many batches
-        (as torch's DistributedSampler does).
-        """
-        order = torch.randperm(len(self), generator=generator) if generator is not None else torch.arange(len(self))
-        if world > 1:
-            order = torch.cat([order, order[: (-len(order)) % world]])[rank::world]
-        for start in range(0, len(order), size):
-            yield self.subset(order[start : start + size])
-
-    def to(self, device: torch.device | str) -> FeatureSet:
-        return FeatureSet(self.x.to(device), self.lengths.to(device), self.y.to(device))
+    def to(self, device: torch.device | str) -> Self: ...
 
 
 @dataclass
@@ -70,19 +52,6 @@ class FitResult:
     best_epoch: int
     epochs_run: int
     history: list[dict[str, float]] = field(default_factory=list)
-
-
-def check_device(name: str) -> torch.device:
-    """The torch device `name`, or a ParameterError when it is malformed or not on this machine."""
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ParameterError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ParameterError(f"device {name!r} requested but CUDA is not available on this machine; use cpu")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ParameterError(f"device {name!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
-    return device
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -100,22 +69,23 @@ def seed_everything(seed: int) -> None:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, data: FeatureSet, batch_size: int = 512) -> torch.Tensor:
+def predict_logits(model: nn.Module, data: Batches, batch_size: int = 512) -> torch.Tensor:
     """Logits (N, n_classes) in eval mode."""
     model.eval()
     return torch.cat([model(b.x, b.lengths) for b in data.batches(batch_size)]) if len(data) else torch.empty(0)
 
 
-def _score(model: nn.Module, data: FeatureSet) -> tuple[float, float]:
+def _score(model: nn.Module, data: Batches) -> tuple[float, float]:
     logits = predict_logits(model, data)
-    loss = F.cross_entropy(logits, data.y).item()
-    return loss, (logits.argmax(1) == data.y).float().mean().item()
+    y = data.y.to(logits.device)
+    loss = F.cross_entropy(logits, y).item()
+    return loss, (logits.argmax(1) == y).float().mean().item()
 
 
 def fit(
     model: nn.Module,
-    train: FeatureSet,
-    val: FeatureSet | None,
+    train: Batches,
+    val: Batches | None,
     cfg: TrainConfig,
     *,
     resume: dict[str, Any] | None = None,

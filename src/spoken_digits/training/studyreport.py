@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from spoken_digits.atomic import write_json, write_text
+from spoken_digits.data.fsdd import CLASSES
 from spoken_digits.errors import ParameterError
-from spoken_digits.fsdd import CLASSES
-from spoken_digits.report import plot_bars, plot_confusion, plot_mean_curves
-from spoken_digits.study import aggregate
+from spoken_digits.evaluation.report import plot_bars, plot_confusion, plot_mean_curves
+from spoken_digits.training.study import aggregate
 
 
 def render(study: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Path:
@@ -42,9 +42,9 @@ def render(study: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
     )
     best, worst = max(rows, key=lambda r: r["mean"]), min(rows, key=lambda r: r["mean"])
     for tag, row in (("best", best), ("worst", worst)):
-        matrix = _pooled_confusion(study, row)
+        matrix, classes = _pooled_confusion(study, row)
         title = f"{tag}: {row['label']} ({row['mean']:.3f}, {row['n_seeds']} seeds pooled)"
-        plot_confusion(matrix, CLASSES, out / f"{name}-confusion-{tag}.png", title=title)
+        plot_confusion(matrix, classes, out / f"{name}-confusion-{tag}.png", title=title)
     markdown = _markdown(grid, axes, rows, best, worst, summary.get("machines", []))
     if out.resolve() != study.resolve():  # the numbers travel with the report (docs tables are made from them)
         write_json(out / "summary.json", summary)
@@ -64,11 +64,16 @@ def _mean_curve(study: Path, row: dict[str, Any]) -> list[float]:
     return [float(np.mean(by_epoch[e])) for e in sorted(by_epoch)]
 
 
-def _pooled_confusion(study: Path, row: dict[str, Any]) -> list[list[int]]:
-    total = np.zeros((len(CLASSES), len(CLASSES)), dtype=np.int64)
+def _pooled_confusion(study: Path, row: dict[str, Any]) -> tuple[list[list[int]], list[str]]:
+    """The cell's confusion matrices summed over its runs, and the class names (FSDD's digits for runs
+    written before metrics.json named its classes)."""
+    total, classes = None, list(CLASSES)
     for run in row["runs"]:
-        total += np.asarray(json.loads((study / "runs" / run["folder"] / "metrics.json").read_text())["confusion"])
-    return total.tolist()
+        metrics = json.loads((study / "runs" / run["folder"] / "metrics.json").read_text())
+        matrix = np.asarray(metrics["confusion"], dtype=np.int64)
+        total = matrix if total is None else total + matrix
+        classes = metrics.get("classes", classes)
+    return ([] if total is None else total.tolist()), classes
 
 
 def _markdown(

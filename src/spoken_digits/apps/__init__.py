@@ -1,0 +1,1 @@
+"""Apps: the command-line tool, the web page and export."""

@@ -1,0 +1,89 @@
+"""A labelled dataset in one shape, whatever its layout: clips (file, label, speaker, own split) and classes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from spoken_digits.errors import DatasetError
+
+SPLITS = ("train", "validation", "test")  # a source's own split names, as Speech Commands and HF audiofolder use
+SPLIT_ALIASES = {
+    **dict.fromkeys(("train", "training"), "train"),
+    **dict.fromkeys(("validation", "valid", "val", "dev"), "validation"),
+    **dict.fromkeys(("test", "testing", "eval"), "test"),
+}
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One labelled recording. `speaker` is "" when unknown; `split` is the source's own ("" when it has none)."""
+
+    path: Path
+    label: str
+    speaker: str = ""
+    split: str = ""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Clips of one source in a stable order (by file name, then path) and the class names, in label order.
+
+    The order is the same whichever layout holds the same files, so splits and runs repeat across layouts.
+    """
+
+    clips: list[Clip]
+    classes: tuple[str, ...]
+    source: str  # fsdd, folders, manifest or speech-commands
+    root: Path
+    noise: tuple[Path, ...] = ()  # background recordings the source ships (Speech Commands' _background_noise_)
+    skipped: dict[str, str] = field(default_factory=dict)  # file -> why, for files left out with --skip-bad
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Each clip's class index (int64, (N,))."""
+        index = {name: i for i, name in enumerate(self.classes)}
+        return np.array([index[c.label] for c in self.clips], dtype=np.int64)
+
+    @property
+    def speakers(self) -> np.ndarray:
+        return np.array([c.speaker for c in self.clips])
+
+    @property
+    def has_speakers(self) -> bool:
+        return all(c.speaker for c in self.clips)
+
+    def describe(self) -> str:
+        """One line: how many clips, classes and speakers, from where."""
+        speakers = f", {len(set(self.speakers.tolist()))} speakers" if self.has_speakers else ", speakers unknown"
+        own = sorted({c.split for c in self.clips} - {""})
+        split = f", its own split ({'/'.join(own)})" if own else ""
+        return f"{len(self.clips)} clips, {len(self.classes)} classes{speakers}{split} ({self.source} at {self.root})"
+
+    def subset(self, keep: Iterable[int]) -> Dataset:
+        """The dataset with only the clips at `keep` (classes unchanged: a model's outputs stay in place)."""
+        return Dataset([self.clips[i] for i in keep], self.classes, self.source, self.root, self.noise, self.skipped)
+
+
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key reading digit runs as numbers: 2 before 10 (plain string order would number "10" before "2")."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name) if part)
+
+
+def build(clips: Sequence[Clip], source: str, root: Path, *, noise: Sequence[Path] = ()) -> Dataset:
+    """A Dataset from clips in any order: sorted by (file name, path), classes in natural order."""
+    ordered = sorted(clips, key=lambda c: (c.path.name, str(c.path)))
+    classes = tuple(sorted({c.label for c in ordered}, key=natural_key))
+    return Dataset(ordered, classes, source, root, tuple(noise))
+
+
+def own_split(value: str, where: str) -> str:
+    """A split name as a source spells it, normalised to train/validation/test; anything else is an error."""
+    name = SPLIT_ALIASES.get(value.strip().lower())
+    if name is None:
+        raise DatasetError(f"{where}: unknown split {value!r}; use train, validation or test")
+    return name

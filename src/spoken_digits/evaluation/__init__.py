@@ -1,0 +1,1 @@
+"""Evaluation: scores, robustness under corruptions, plots and study reports."""

@@ -1,0 +1,1 @@
+"""Models: the registered networks and the checkpoint format that carries them."""

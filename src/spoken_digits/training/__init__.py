@@ -1,0 +1,1 @@
+"""Training: the fit loop, whole runs with folds and resumption, string models and studies."""

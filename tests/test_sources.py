@@ -1,0 +1,236 @@
+"""Data sources: class folders, manifests, Speech Commands and FSDD read into one Dataset; their checks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from tests.conftest import SR, digit_voice
+
+from spoken_digits.config import SplitConfig, SplitName
+from spoken_digits.data import fsdd
+from spoken_digits.data.sources import open_dataset
+from spoken_digits.data.splits import check_duplicates, make_folds
+from spoken_digits.errors import DatasetError, ParameterError
+
+WORDS = ("alpha", "bravo", "charlie")
+
+
+def _write(path: Path, word: int = 0, *, sr: int = SR, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, digit_voice(word, sr=sr, seed=seed), sr, subtype="PCM_16")
+    return path
+
+
+def _folders(root: Path, *, speakers: tuple[str, ...] = ("ann", "bob", "cat", "dan"), takes: int = 2) -> Path:
+    for w, word in enumerate(WORDS):
+        for s, speaker in enumerate(speakers):
+            for take in range(takes):
+                _write(root / word / f"{speaker}_{take}.wav", w, seed=100 * w + 10 * s + take)
+    return root
+
+
+def test_class_folders_any_words_in_natural_order(tmp_path):
+    root = _folders(tmp_path / "kw")
+    _write(root / "item10" / "ann_0.wav")
+    _write(root / "item10" / "bob_0.wav")
+    _write(root / "item2" / "ann_0.wav")
+    _write(root / "item2" / "bob_0.wav")
+    (root / "alpha" / "notes.txt").write_text("not audio")  # ignored: not an audio suffix
+    data = open_dataset(root, speaker_pattern=r"^(?P<speaker>[a-z]+)_")
+    assert data.classes == ("alpha", "bravo", "charlie", "item2", "item10")  # 2 before 10
+    assert data.source == "folders" and len(data.clips) == 3 * 4 * 2 + 4
+    assert {c.speaker for c in data.clips} == {"ann", "bob", "cat", "dan"}
+    assert [c.path.name for c in data.clips] == sorted(c.path.name for c in data.clips)
+    assert data.labels.tolist() == [data.classes.index(c.label) for c in data.clips]
+
+
+def test_class_folders_with_split_folders_give_the_official_split(tmp_path):
+    for split, takes in (("train", (0, 1, 2)), ("test", (3,))):
+        for w, word in enumerate(WORDS):
+            for take in takes:
+                _write(tmp_path / split / word / f"s{take}_{word}.wav", w, seed=take)
+    data = open_dataset(tmp_path)
+    (fold,) = make_folds(data.clips, SplitConfig(SplitName.OFFICIAL))
+    assert sorted(data.clips[i].path.parent.parent.name for i in fold.test) == ["test"] * 3
+    assert len(fold.train) == 9
+
+
+def test_official_without_own_split_holds_out_speakers_else_random(tmp_path):
+    data = open_dataset(_folders(tmp_path / "a"), speaker_pattern=r"^([a-z]+)_")
+    (fold,) = make_folds(data.clips, SplitConfig(SplitName.OFFICIAL))
+    assert fold.name == "speakers"
+    test_speakers = {data.clips[i].speaker for i in fold.test}
+    assert test_speakers and not test_speakers & {data.clips[i].speaker for i in fold.train}
+    unknown = open_dataset(tmp_path / "a")  # no pattern: speakers unknown
+    assert make_folds(unknown.clips, SplitConfig(SplitName.OFFICIAL))[0].name == "random"
+    with pytest.raises(DatasetError, match=r"needs every clip's speaker.*--speaker-pattern"):
+        make_folds(unknown.clips, SplitConfig(SplitName.LOSO))
+
+
+def test_speakers_split_is_seeded_disjoint_and_about_the_fraction(tmp_path):
+    speakers = tuple(f"sp{i:02d}" for i in range(20))
+    data = open_dataset(_folders(tmp_path, speakers=speakers, takes=1), speaker_pattern=r"^(sp\d+)_")
+    a, b = (make_folds(data.clips, SplitConfig(SplitName.SPEAKERS, test_fraction=0.2), seed=s)[0] for s in (0, 1))
+    assert 0.15 <= len(a.test) / len(data.clips) <= 0.25
+    assert not {data.clips[i].speaker for i in a.test} & {data.clips[i].speaker for i in a.train}
+    assert not np.array_equal(a.test, b.test)
+
+
+def test_manifest_columns_speakers_and_splits(tmp_path):
+    _folders(tmp_path / "audio")
+    rows = ["file_name,label,speaker,split"]
+    for w, word in enumerate(WORDS):
+        for s in ("ann", "bob", "cat", "dan"):
+            rows.append(f"audio/{word}/{s}_0.wav,{word.upper()},{s},{'test' if s == 'dan' else 'train'}")
+            rows.append(f"audio/{word}/{s}_1.wav,{word.upper()},{s},{'validation' if w == 0 else 'train'}")
+    (tmp_path / "metadata.csv").write_text("\n".join(rows) + "\n")
+    data = open_dataset(tmp_path)  # a folder holding metadata.csv, as Hugging Face audiofolder
+    assert data.source == "manifest" and data.classes == ("ALPHA", "BRAVO", "CHARLIE")
+    assert {c.split for c in data.clips} == {"train", "validation", "test"}
+    (fold,) = make_folds(data.clips, SplitConfig())
+    assert {data.clips[i].speaker for i in fold.test} == {"dan"}
+    assert open_dataset(tmp_path / "metadata.csv").clips == data.clips
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("audio/alpha/nobody.wav,alpha", r"line 3: audio/alpha/nobody.wav does not exist"),
+        ("audio/alpha/ann_1.wav,", r"line 3: the label column is blank"),
+        (",alpha", r"line 3: the path column is blank"),
+        ("../outside.wav,alpha", r"line 3: ../outside.wav is outside the dataset folder"),
+        ("audio/alpha/ann_0.wav,alpha", r"line 3: audio/alpha/ann_0.wav is listed twice \(also line 2\)"),
+        ("audio/alpha/ann_1.wav,alpha,nonsense", r"line 3: unknown split 'nonsense'"),
+    ],
+)
+def test_manifest_errors_name_the_line(tmp_path, row, message):
+    _folders(tmp_path / "data" / "audio")
+    _write(tmp_path / "outside.wav")
+    manifest = tmp_path / "data" / "list.csv"
+    extra = ",split" if row.count(",") == 2 else ""
+    first = "audio/alpha/ann_0.wav,alpha" + (",train" if extra else "")
+    manifest.write_text(f"path,label{extra}\n{first}\n{row}\n")
+    with pytest.raises(DatasetError, match=message) as err:
+        open_dataset(manifest)
+    assert str(manifest) in str(err.value)
+
+
+def test_manifest_header_must_name_path_and_label(tmp_path):
+    (tmp_path / "m.csv").write_text("wav,word\na.wav,x\n")
+    with pytest.raises(DatasetError, match=r"needs a path column .* it has: wav, word"):
+        open_dataset(tmp_path / "m.csv")
+
+
+def test_speech_commands_lists_speakers_and_background_noise(tmp_path):
+    for w, word in enumerate(("one", "two")):
+        for s, speaker in enumerate(("0a1b2c3d", "ffee0011", "12345678")):
+            _write(tmp_path / word / f"{speaker}_nohash_0.wav", w, seed=s)
+    _write(tmp_path / "_background_noise_" / "running_tap.wav")
+    (tmp_path / "validation_list.txt").write_text("one/ffee0011_nohash_0.wav\ntwo/ffee0011_nohash_0.wav\n")
+    (tmp_path / "testing_list.txt").write_text("one/12345678_nohash_0.wav\ntwo/12345678_nohash_0.wav\n")
+    data = open_dataset(tmp_path)
+    assert data.source == "speech-commands" and data.classes == ("one", "two")
+    assert [p.name for p in data.noise] == ["running_tap.wav"]
+    split_of = {(c.label, c.speaker): c.split for c in data.clips}
+    assert split_of[("one", "12345678")] == "test" and split_of[("two", "ffee0011")] == "validation"
+    assert split_of[("one", "0a1b2c3d")] == "train"
+    assert open_dataset(tmp_path, classes="two").classes == ("two",)
+    with pytest.raises(ParameterError, match="--classes: three not in this dataset; it has: one, two"):
+        open_dataset(tmp_path, classes="two,three")
+
+
+def test_empty_class_folder_is_an_error_naming_it(tmp_path):
+    root = _folders(tmp_path)
+    (root / "delta").mkdir()
+    with pytest.raises(DatasetError, match=r"delta: empty class folder"):
+        open_dataset(root)
+
+
+def test_class_with_too_few_clips_is_named_with_its_files(tmp_path):
+    root = _folders(tmp_path)
+    _write(root / "echo" / "ann_0.wav")
+    with pytest.raises(DatasetError, match=r"fewer than 2 clips: echo; their files: echo: .*echo/ann_0.wav"):
+        open_dataset(root)
+
+
+def test_unreadable_files_are_named_or_skipped_and_counted(tmp_path):
+    root = _folders(tmp_path)
+    (root / "alpha" / "broken.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    (root / "bravo" / "empty.wav").write_bytes(b"")
+    with pytest.raises(DatasetError, match=r"2 unreadable file\(s\): .*broken.wav .*empty.wav.*--skip-bad"):
+        open_dataset(root)
+    data = open_dataset(root, skip_bad=True)
+    assert sorted(Path(f).name for f in data.skipped) == ["broken.wav", "empty.wav"]
+    assert len(data.clips) == 3 * 4 * 2
+
+
+def test_mixed_sample_rates_are_an_error_unless_accepted(tmp_path):
+    root = _folders(tmp_path)
+    _write(root / "alpha" / "zed_0.wav", sr=16000)
+    with pytest.raises(DatasetError, match=r"mixed sample rates \(8000 Hz: 24 files.*16000 Hz: 1 files.*--mixed-rates"):
+        open_dataset(root)
+    assert len(open_dataset(root, mixed_rates=True).clips) == 25
+
+
+def test_unknown_layouts_and_paths_are_clear_errors(tmp_path):
+    with pytest.raises(DatasetError, match="no such file or folder"):
+        open_dataset(tmp_path / "nowhere")
+    _write(tmp_path / "loose" / "hello.wav")
+    with pytest.raises(DatasetError, match=r"not FSDD's .* its own folder, or list them in a CSV manifest"):
+        open_dataset(tmp_path / "loose")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no class folders with audio files"):
+        open_dataset(tmp_path / "empty")
+    with pytest.raises(ParameterError, match="not a regular expression"):
+        open_dataset(tmp_path, speaker_pattern="(")
+
+
+def test_identical_recordings_across_a_split_are_refused(tmp_path):
+    data = open_dataset(_folders(tmp_path), speaker_pattern=r"^([a-z]+)_")
+    (fold,) = make_folds(data.clips, SplitConfig(SplitName.SPEAKERS, test_fraction=0.3))
+    digests = [c.path.name + c.label for c in data.clips]  # all distinct
+    check_duplicates(data.clips, digests, [fold])
+    digests[fold.test[0]] = digests[fold.train[0]]
+    with pytest.raises(DatasetError, match=r"1 test file\(s\) of fold speakers are byte-identical to training"):
+        check_duplicates(data.clips, digests, [fold])
+
+
+def relay(recordings: Path, root: Path, layout: str) -> Path:
+    """FSDD laid out as class folders (train/ and test/ by take) or as a manifest with speaker and split
+    columns, by symbolic links (nothing copied)."""
+    rows = ["path,label,speaker,split"]
+    for clip in fsdd.index(recordings):
+        split = "test" if clip.take < 5 else "train"
+        if layout == "folders":
+            target = root / split / str(clip.digit) / clip.path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(clip.path.resolve(), target)
+        else:
+            target = root / "audio" / clip.path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(clip.path.resolve(), target)
+            rows.append(f"audio/{clip.path.name},{clip.digit},{clip.speaker},{split}")
+    if layout == "manifest":
+        (root / "fsdd.csv").write_text("\n".join(rows) + "\n")
+        return root / "fsdd.csv"
+    return root
+
+
+@pytest.mark.fsdd
+@pytest.mark.parametrize("layout", ["folders", "manifest"])
+def test_fsdd_relaid_gives_the_same_clips_and_splits(fsdd_root, tmp_path, layout):
+    builtin = open_dataset(fsdd_root)
+    relaid = open_dataset(relay(fsdd.recordings_dir(fsdd_root), tmp_path, layout),
+                          speaker_pattern=r"^\d_([a-z]+)_" if layout == "folders" else None)  # fmt: skip
+    assert builtin.classes == relaid.classes
+    key = [(c.path.name, c.label, c.speaker, c.split) for c in builtin.clips]
+    assert key == [(c.path.name, c.label, c.speaker, c.split) for c in relaid.clips]
+    for split in (SplitName.OFFICIAL, SplitName.RANDOM, SplitName.LOSO, SplitName.SPEAKERS):
+        a, b = (make_folds(d.clips, SplitConfig(split), seed=3) for d in (builtin, relaid))
+        assert [(f.name, f.train.tolist(), f.test.tolist()) for f in a] == [
+            (f.name, f.train.tolist(), f.test.tolist()) for f in b
+        ]
