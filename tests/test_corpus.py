@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
+from tests.conftest import digit_voice
 
 from spoken_digits.config import SplitConfig, SplitName, preset
 from spoken_digits.data.sources import open_dataset
+from spoken_digits.errors import AudioError, ParameterError
+from spoken_digits.models import checkpoint
 from spoken_digits.training import corpus as corpus_module
 from spoken_digits.training import experiment
 from spoken_digits.training.corpus import load_corpus
-from spoken_digits.training.experiment import train_run
+from spoken_digits.training.experiment import resume_run, train_run
+from spoken_digits.training.runstate import RunState
 
 
 def _cfg(name: str, epochs: int = 2):
@@ -63,3 +69,37 @@ def test_a_streamed_run_fits_its_standardiser_on_a_sample(synthetic_fsdd, tmp_pa
     metrics = train_run(_cfg("clean", epochs=8), tmp_path / "clean", data=open_dataset(synthetic_fsdd))
     assert metrics["test_accuracy"] > 0.5  # ten classes: chance is 0.1
     assert Path(tmp_path / "clean" / "model.pt").is_file()
+
+
+def test_a_clip_the_front_end_cannot_use_stops_the_run_or_is_left_out_with_the_flag(synthetic_fsdd, tmp_path):
+    """A silent file passes the header check; the front end finds no speech in it. Without --skip-bad the run
+    stops naming it (even once a --skip-bad run has cached it); with the flag it is left out and the split
+    is made without it."""
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_fsdd, root)
+    silent = root / "recordings" / "3_anna_99.wav"
+    sf.write(silent, np.zeros(4000, np.float32), 8000, subtype="PCM_16")
+    cfg = _cfg("default", epochs=1)
+    with pytest.raises(AudioError, match=r"3_anna_99.wav"):
+        train_run(cfg, tmp_path / "strict", data=open_dataset(root))
+    assert not (tmp_path / "strict" / "config.json").exists()  # nothing written before the data was good
+    metrics = train_run(cfg, tmp_path / "lenient", data=open_dataset(root), skip_bad=True)
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 3 * 10 * 8  # the silent one is out
+    info = checkpoint.load(tmp_path / "lenient" / "model.pt").info
+    assert info["skipped"] == [str(silent)]
+    with pytest.raises(AudioError, match=r"3_anna_99.wav"):  # the cache knows it is bad; the flag is still needed
+        train_run(cfg, tmp_path / "strict-again", data=open_dataset(root))
+
+
+def test_resume_refuses_another_dataset(synthetic_fsdd, tmp_path):
+    out = tmp_path / "run"
+    train_run(_cfg("clean", epochs=1), out, data=open_dataset(synthetic_fsdd))
+    (out / "metrics.json").unlink()
+    RunState(out).save_finished("random", {"metrics": {}, "history": []})  # as if it had been interrupted
+    other = tmp_path / "other"
+    for word in ("yes", "no"):
+        for take in range(3):
+            (other / word).mkdir(parents=True, exist_ok=True)
+            sf.write(other / word / f"{take}.wav", digit_voice(take, seed=take), 8000, subtype="PCM_16")
+    with pytest.raises(ParameterError, match=r"started on 240 clips.*resume it with the same --data"):
+        resume_run(out, data=open_dataset(other))

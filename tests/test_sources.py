@@ -119,6 +119,25 @@ def test_manifest_errors_name_the_line(tmp_path, row, message):
     assert str(manifest) in str(err.value)
 
 
+def test_manifest_lines_are_counted_as_an_editor_counts_them_and_tsv_reads(tmp_path):
+    _folders(tmp_path / "audio")
+    (tmp_path / "m.csv").write_text("path,label\naudio/alpha/ann_0.wav,alpha\n\naudio/alpha/gone.wav,alpha\n")
+    with pytest.raises(DatasetError, match=r"line 4: audio/alpha/gone.wav does not exist"):
+        open_dataset(tmp_path / "m.csv")
+    (tmp_path / "m.tsv").write_text("path\tlabel\naudio/alpha/ann_0.wav\talpha\naudio/alpha/ann_1.wav\talpha\n")
+    assert [c.label for c in open_dataset(tmp_path / "m.tsv").clips] == ["alpha", "alpha"]
+
+
+def test_split_folders_by_any_usual_name_and_never_beside_classes(tmp_path):
+    for split in ("training", "val", "testing"):
+        for w, word in enumerate(WORDS):
+            _write(tmp_path / "a" / split / word / f"{split}_{word}.wav", w)
+    assert {c.split for c in open_dataset(tmp_path / "a").clips} == {"train", "validation", "test"}
+    _write(tmp_path / "a" / "delta" / "x.wav")
+    with pytest.raises(DatasetError, match=r"split folders \(testing, training, val\) beside other folders \(delta\)"):
+        open_dataset(tmp_path / "a")
+
+
 def test_manifest_header_must_name_path_and_label(tmp_path):
     (tmp_path / "m.csv").write_text("wav,word\na.wav,x\n")
     with pytest.raises(DatasetError, match=r"needs a path column .* it has: wav, word"):

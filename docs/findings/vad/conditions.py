@@ -13,7 +13,8 @@ import numpy as np
 sys.path.insert(0, "/work/main/src")
 from vadlib import trim_bounds
 
-from spoken_digits import audio, corrupt, fsdd
+from spoken_digits.data import fsdd
+from spoken_digits.frontend import audio, corrupt
 from spoken_digits.evaluation.robustness import babble_talkers, clip_rng
 
 SR = 8000

@@ -307,7 +307,7 @@ def study(args: argparse.Namespace) -> int:
     grid = grids.with_overrides(grids.load_grid(args.grid), _key_values(args.set, "--set"), args.seeds)
     out = args.out or Path("runs") / f"study-{grid.name}"
     say = lambda line: print(line, file=sys.stderr)  # noqa: E731
-    summary = study.run_study(grid, out, data=_dataset(args), workers=args.workers, say=say)
+    summary = study.run_study(grid, out, data=_dataset(args), workers=args.workers, skip_bad=args.skip_bad, say=say)
     for row in summary["cells"]:
         print(f"{row['cell']:50s} {row['mean']:.4f} ± {row['ci95']:.4f} (95% CI, {row['n_seeds']} seeds)")
     print(f"wrote {out}/summary.json; render it with: spoken-digits report {out}")

@@ -103,6 +103,11 @@ class ClipStore:
         return self.read(np.arange(len(self)))
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (the affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def cache_root() -> Path:
     """The package's cache folder (honours $SPOKEN_DIGITS_CACHE); clip caches go to its clips/."""
     return fsdd.cache_dir()
@@ -147,7 +152,7 @@ def prepare(
     file raises its AudioError (the first in path order) and nothing is kept, unless `skip_bad`: then it
     is stored with length 0 and its message in `store.bad`.
     """
-    workers = len(os.sched_getaffinity(0)) if workers is None else workers
+    workers = usable_cores() if workers is None else workers
     if workers < 1:
         raise ParameterError(f"workers must be >= 1 (or None: every usable core), got {workers}")
     cfg = replace(cfg, duration=None)

@@ -10,7 +10,7 @@ import os
 import re
 from pathlib import Path
 
-from spoken_digits.data.clips import Clip, Dataset, build, own_split
+from spoken_digits.data.clips import SPLIT_ALIASES, Clip, Dataset, build, own_split
 from spoken_digits.errors import DatasetError
 from spoken_digits.frontend.audio import AUDIO_SUFFIXES
 
@@ -45,8 +45,14 @@ def speaker_of(path: Path, pattern: re.Pattern[str] | None) -> str:
 
 def read_folders(root: Path, pattern: re.Pattern[str] | None = None) -> Dataset:
     """root/<class>/<clip>, or root/<split>/<class>/<clip> with split folders train, validation, test."""
-    split_dirs = [d for d in _subdirs(root) if d.name in ("train", "validation", "test")]
-    levels = [(d, d.name) for d in split_dirs] if split_dirs else [(root, "")]
+    split_dirs = [d for d in _subdirs(root) if d.name.lower() in SPLIT_ALIASES]
+    if split_dirs and len(split_dirs) < len(_subdirs(root)):
+        others = [d.name for d in _subdirs(root) if d not in split_dirs]
+        raise DatasetError(
+            f"{root}: split folders ({', '.join(d.name for d in split_dirs)}) beside other folders "
+            f"({', '.join(others)}); put every class inside the split folders, or rename a class called like a split"
+        )
+    levels = [(d, SPLIT_ALIASES[d.name.lower()]) for d in split_dirs] if split_dirs else [(root, "")]
     clips = []
     for base, split in levels:
         for folder in _subdirs(base):
@@ -66,12 +72,14 @@ def _subdirs(folder: Path) -> list[Path]:
 def read_manifest(manifest: Path, pattern: re.Pattern[str] | None = None) -> Dataset:
     """A CSV with a header: path (or file_name), label[, speaker][, split]; paths relative to its folder."""
     root = Path(os.path.abspath(manifest.parent))
+    delimiter = "\t" if manifest.suffix.lower() == ".tsv" else ","
     try:
         with manifest.open(newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.DictReader(handle))
+            reader = csv.DictReader(handle, delimiter=delimiter)
+            rows = [(reader.line_num, row) for row in reader]  # the line a row ends on, as an editor counts
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DatasetError(f"{manifest}: cannot be read as a CSV manifest ({exc})") from None
-    header = [h.strip().lower() for h in (rows[0].keys() if rows else [])]
+    header = [h.strip().lower() for h in (rows[0][1].keys() if rows else [])]
     path_col, label_col = _column(header, PATH_COLUMNS), _column(header, LABEL_COLUMNS)
     if path_col is None or label_col is None:
         raise DatasetError(
@@ -81,7 +89,7 @@ def read_manifest(manifest: Path, pattern: re.Pattern[str] | None = None) -> Dat
     speaker_col, split_col = _column(header, SPEAKER_COLUMNS), _column(header, ("split",))
     clips: list[Clip] = []
     seen: dict[Path, int] = {}
-    for line, raw in enumerate(rows, start=2):  # line 1 is the header
+    for line, raw in rows:
         row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k is not None}
         where = f"{manifest}, line {line}"
         if not row[path_col]:

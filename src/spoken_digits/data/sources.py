@@ -39,7 +39,7 @@ def open_dataset(
     `classes` a comma-separated subset of class names to keep.
     """
     pattern = _compile(speaker_pattern)
-    data = _read(Path(path) if path is not None else None, download, pattern)
+    data = _read(Path(os.path.abspath(path)) if path is not None else None, download, pattern)
     if classes:
         data = keep_classes(data, [c.strip() for c in classes.split(",") if c.strip()])
     data = check_headers(data, skip_bad=skip_bad, mixed_rates=mixed_rates)

@@ -72,6 +72,10 @@ def evaluate_checkpoint(
             f"{path} knows {', '.join(predictor.classes)}; this dataset also has {', '.join(unknown)}: "
             "evaluate on data of the model's own classes (--classes keeps some)"
         )
+    listed = predictor.info.get("skipped", [])
+    skipped = {str(f) for f in listed} if isinstance(listed, list) else set()  # training left these out
+    if skipped and predictor.info.get("data_root") == str(dataset.root):
+        dataset = dataset.subset([i for i, c in enumerate(dataset.clips) if str(c.path) not in skipped])
     test = np.concatenate([f.test for f in make_folds(dataset.clips, split, seed=cfg.train.seed)])
     if not len(test):
         raise ParameterError("the 'all' split has no test clips to evaluate on; choose official, random or loso")

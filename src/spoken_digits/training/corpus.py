@@ -18,6 +18,7 @@ from spoken_digits.config import AudioConfig, RunConfig
 from spoken_digits.data import cache
 from spoken_digits.data.clips import Dataset
 from spoken_digits.data.sources import check_class_sizes
+from spoken_digits.errors import AudioError
 from spoken_digits.frontend.batches import FeatureSet, batch_order
 from spoken_digits.frontend.features import fix_lengths
 
@@ -71,6 +72,8 @@ def load_corpus(
     natural = dataclasses.replace(cfg.audio, duration=None)
     store = cache.prepare([c.path for c in data.clips], natural, workers=workers, skip_bad=skip_bad, progress=progress)
     rows = np.arange(len(store))
+    if store.bad and not skip_bad:  # a cache built with --skip-bad holds them: without the flag they still stop us
+        raise AudioError(store.bad[min(store.bad)])
     if store.bad:
         rows = np.array([i for i in rows if i not in store.bad], dtype=np.int64)
         skipped = {str(data.clips[i].path): why for i, why in store.bad.items()}

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -23,9 +23,16 @@ from spoken_digits.atomic import folder_lock, write_json, write_text
 from spoken_digits.config import RunConfig, SplitName
 from spoken_digits.data.clips import Dataset
 from spoken_digits.data.sources import open_dataset
-from spoken_digits.data.splits import Fold, check_duplicates, effective, make_folds, stratified_split
+from spoken_digits.data.splits import (
+    Fold,
+    check_duplicates,
+    effective,
+    make_folds,
+    speaker_split,
+    stratified_split,
+)
 from spoken_digits.device import check_device, machine
-from spoken_digits.errors import ParameterError
+from spoken_digits.errors import DatasetError, ParameterError, SpokenDigitsError
 from spoken_digits.evaluation.evaluate import scores
 from spoken_digits.evaluation.report import plot_confusion, plot_curves
 from spoken_digits.frontend import corrupt
@@ -38,6 +45,7 @@ from spoken_digits.training.corpus import STANDARDIZER_CLIPS, Corpus, length_rul
 from spoken_digits.training.runstate import RunState
 from spoken_digits.training.train import Batches, fit, predict_logits, rank_and_world, seed_everything
 
+T = TypeVar("T")
 LOG_COLUMNS = ("fold", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
 
 
@@ -132,7 +140,7 @@ def train_fold(
         else:
             metrics["val_confusion"] = result_scores["confusion"]
     info = {k: v for k, v in metrics.items() if k not in ("predicted", "confusion", "val_confusion")}
-    info |= {"data": corpus.data.describe(), "data_root": str(corpus.data.root)}
+    info |= {"data": corpus.data.describe(), "data_root": str(corpus.data.root), "skipped": sorted(corpus.data.skipped)}
     ckpt = checkpoint.Checkpoint(cfg, list(classes), _cpu(model.state_dict()), _cpu(featurizer.state_dict()), info)
     if save:
         checkpoint.save(model_path, ckpt)
@@ -141,10 +149,15 @@ def train_fold(
 
 def training_slices(corpus: Corpus, fold: Fold, val_fraction: float, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(fit, validation) indices within the fold's training clips: the dataset's own validation clips when it
-    has them (Speech Commands' list, a split column or folder), else a stratified `val_fraction` of them."""
+    has them (Speech Commands' list, a split column or folder); whole speakers for the speakers split; else a
+    stratified `val_fraction` of them."""
     own = np.array([corpus.data.clips[i].split == "validation" for i in fold.train], dtype=bool)
     if own.any():
         return fold.train[~own], fold.train[own]
+    if fold.name == "speakers" and val_fraction > 0:  # a speaker-disjoint test: validate on unseen speakers too
+        speakers = corpus.speakers[fold.train]
+        held = np.isin(speakers, speaker_split(speakers, sorted(set(speakers.tolist())), val_fraction, seed=seed))
+        return fold.train[~held], fold.train[held]
     keep, held = stratified_split(corpus.labels[fold.train].numpy(), val_fraction, seed=seed)
     return fold.train[keep], fold.train[held]
 
@@ -179,23 +192,29 @@ def train_run(
     folds = make_folds(dataset.clips, cfg.split, seed=cfg.train.seed)  # validates the split before any work
     with folder_lock(out) if main else contextlib.nullcontext():
         state = RunState(out)
-        if main and state.exists() and not resume:
-            raise ParameterError(
-                f"{out} holds an interrupted run; continue it with --resume {out} or choose another --out"
-            )
-        say(config_summary(cfg))
-        say(dataset.describe() + split_note(dataset, cfg.split.name))
-        if main:
-            write_json(out / "config.json", cfg.to_dict())
-        if world > 1 and not main:  # rank 0 fills the front end's cache; the others then open it
-            torch.distributed.barrier()
-        corpus = load_corpus(dataset, cfg, workers=workers, skip_bad=skip_bad, progress=main)
-        if world > 1 and main:
-            torch.distributed.barrier()
-        if corpus.data.skipped:
-            say(f"left out {len(corpus.data.skipped)} unusable file(s) (--skip-bad): " + skipped_list(corpus.data))
-            folds = make_folds(corpus.data.clips, cfg.split, seed=cfg.train.seed)
-        check_duplicates(corpus.data.clips, corpus.digests, folds)
+
+        def ready() -> tuple[Corpus, list[Fold]]:
+            """Check the folder and the data, run the front end, then write the run's config (nothing before)."""
+            if main and state.exists() and not resume:
+                raise ParameterError(
+                    f"{out} holds an interrupted run; continue it with --resume {out} or choose another --out"
+                )
+            if main and resume:
+                check_same_data(out, dataset)
+            say(config_summary(cfg))
+            say(dataset.describe() + split_note(dataset, cfg.split.name))
+            corpus = load_corpus(dataset, cfg, workers=workers, skip_bad=skip_bad, progress=main)
+            chosen = folds
+            if corpus.data.skipped:
+                say(f"left out {len(corpus.data.skipped)} unusable file(s) (--skip-bad): " + skipped_list(corpus.data))
+                chosen = make_folds(corpus.data.clips, cfg.split, seed=cfg.train.seed)
+            check_duplicates(corpus.data.clips, corpus.digests, chosen)
+            if main:
+                write_json(out / "config.json", cfg.to_dict())
+                write_json(out / "data.json", data_record(corpus.data))
+            return corpus, chosen
+
+        corpus, folds = ready() if world == 1 else _rank0_first(ready, main)
         device = check_device(cfg.train.device)  # features are computed where the model trains
         raw = None
         if corpus.waves is not None:
@@ -228,6 +247,40 @@ def train_run(
             _write_outputs(out, results, metrics, corpus.data.classes, per_fold=per_fold)
             state.clear()
     return metrics
+
+
+def _rank0_first(work: Callable[[], T], main: bool) -> T:
+    """Under torchrun: rank 0 does `work` first (it fills the front end's cache), then the others, which then
+    only read the cache. A failure on rank 0 is raised on every rank instead of leaving them waiting."""
+    problem: list[str | None] = [None]
+    result = None
+    if main:
+        try:
+            result = work()
+        except SpokenDigitsError as exc:
+            problem = [str(exc)]
+    torch.distributed.broadcast_object_list(problem, src=0)
+    if problem[0] is not None:
+        raise DatasetError(f"rank 0: {problem[0]}")
+    return work() if result is None else result
+
+
+def data_record(data: Dataset) -> dict[str, Any]:
+    """What a run folder keeps of its dataset (data.json), so that --resume can refuse another one."""
+    return {"data": data.describe(), "root": str(data.root), "source": data.source, "classes": list(data.classes)}
+
+
+def check_same_data(out: Path, data: Dataset) -> None:
+    """--resume on another dataset than the run started with is an error (it would mix two datasets)."""
+    saved = out / "data.json"
+    if not saved.is_file():  # runs started before data.json existed: FSDD
+        return
+    record = json.loads(saved.read_text())
+    if (record["root"], record["classes"]) != (str(data.root), list(data.classes)):
+        raise ParameterError(
+            f"{out} started on {record['data']}; resume it with the same --data (and --classes), "
+            f"not {data.describe()}"
+        )
 
 
 def split_note(dataset: Dataset, name: SplitName) -> str:

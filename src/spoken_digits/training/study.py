@@ -21,6 +21,7 @@ import torch
 
 from spoken_digits.atomic import write_json, write_text
 from spoken_digits.config import RunConfig
+from spoken_digits.data import cache
 from spoken_digits.data.clips import Dataset
 from spoken_digits.errors import ParameterError, SpokenDigitsError
 from spoken_digits.training.grids import Grid, Run, grid_from_dict, validate
@@ -38,6 +39,7 @@ def run_study(
     data: str | os.PathLike[str] | Dataset | None = None,
     download: bool = True,
     workers: int = 1,
+    skip_bad: bool = False,
     say: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Run every unfinished run of `grid` into `out` (in `workers` processes), then aggregate.
@@ -63,14 +65,19 @@ def run_study(
     failures: list[str] = []
     if workers <= 1:
         for i, (run, folder) in enumerate(todo, 1):
-            result = _execute(run.config.to_dict(), folder, data, download, None)
+            result = _execute(run.config.to_dict(), folder, data, download, None, skip_bad)
             failures += _report(folder.name, result, i, len(todo), say)
     else:
         threads = max(1, (os.cpu_count() or 1) // workers)
+        if isinstance(data, Dataset):  # the front end once, here, rather than in every worker at the same time
+            paths = [c.path for c in data.clips]
+            for audio in {r.config.audio for r, _ in todo}:
+                cache.prepare(paths, audio, skip_bad=True, progress=False)
         with concurrent.futures.ProcessPoolExecutor(
             workers, initializer=torch.set_num_threads, initargs=(threads,)
         ) as pool:
-            futures = {pool.submit(_execute, r.config.to_dict(), f, data, download, 1): f.name for r, f in todo}
+            args = (data, download, 1, skip_bad)
+            futures = {pool.submit(_execute, r.config.to_dict(), f, *args): f.name for r, f in todo}
             for i, future in enumerate(concurrent.futures.as_completed(futures), 1):
                 failures += _report(futures[future], future.result(), i, len(todo), say)
     summary = aggregate(out)
@@ -118,7 +125,9 @@ def _report(folder: str, result: str | float, i: int, n: int, say: Callable[[str
     return []
 
 
-def _execute(config: dict[str, Any], folder: Path, data: Any, download: bool, prepare: int | None) -> str | float:
+def _execute(
+    config: dict[str, Any], folder: Path, data: Any, download: bool, prepare: int | None, skip_bad: bool
+) -> str | float:
     """Train one run (resuming if it was interrupted); its test accuracy, or an error message. `prepare`:
     processes for the front end (1 inside a pool of runs, which already shares the cores)."""
     from spoken_digits.training.experiment import resume_run, train_run
@@ -126,9 +135,11 @@ def _execute(config: dict[str, Any], folder: Path, data: Any, download: bool, pr
 
     try:
         if RunState(folder).exists():
-            metrics = resume_run(folder, data=data, download=download, workers=prepare)
+            metrics = resume_run(folder, data=data, download=download, workers=prepare, skip_bad=skip_bad)
         else:
-            metrics = train_run(RunConfig.from_dict(config), folder, data=data, download=download, workers=prepare)
+            metrics = train_run(
+                RunConfig.from_dict(config), folder, data=data, download=download, workers=prepare, skip_bad=skip_bad
+            )
     except SpokenDigitsError as exc:
         return str(exc)
     score = metrics.get("test_accuracy")
