@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +106,20 @@ def test_resume_refuses_another_dataset(synthetic_fsdd, tmp_path):
             sf.write(other / word / f"{take}.wav", digit_voice(take, seed=take), 8000, subtype="PCM_16")
     with pytest.raises(ParameterError, match=r"started on 240 clips.*resume it with the same --data"):
         resume_run(out, data=open_dataset(other))
+
+
+def test_reading_a_dataset_leaves_torchs_threads_alone(synthetic_fsdd, tmp_path):
+    """Importing silero_vad sets torch to one thread; the front end and its cache must not pass that on to
+    training (it once did: every run after a cache lookup trained on one thread). A fresh process, since the
+    import happens once per process."""
+    code = (
+        "import torch; torch.set_num_threads(2)\n"
+        "from spoken_digits.config import preset\n"
+        "from spoken_digits.data.sources import open_dataset\n"
+        "from spoken_digits.training.corpus import load_corpus\n"
+        f"load_corpus(open_dataset({str(synthetic_fsdd)!r}), preset('default'), progress=False)\n"
+        "print(torch.get_num_threads())\n"
+    )
+    env = {**os.environ, "SPOKEN_DIGITS_CACHE": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split()[-1] == "2"

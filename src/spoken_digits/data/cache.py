@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from importlib import metadata, resources
+from importlib import metadata
 from pathlib import Path
 from typing import BinaryIO
 
@@ -117,7 +117,7 @@ def cache_key(paths: Sequence[Path], cfg: AudioConfig) -> str:
     """Hash of what shapes the stored samples: settings, detector, front-end code, each file's path/size/mtime."""
     key = hashlib.sha256()
     code = b"".join(Path(m.__file__ or "").read_bytes() for m in (audio, endpoint))
-    detector = resources.files("silero_vad").joinpath("data/silero_vad.onnx").read_bytes()
+    detector = endpoint.detector_model()
     head = {
         "format": FORMAT,
         "audio": [cfg.sr, cfg.trim_db, cfg.vad, cfg.max_duration],

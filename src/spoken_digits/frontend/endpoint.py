@@ -51,6 +51,16 @@ class Segment:
     runs: int
 
 
+def detector_model() -> bytes:
+    """The silero-vad ONNX model's bytes. Importing the silero_vad package sets torch to one thread (it
+    calls torch.set_num_threads(1)); the caller's thread count is put back, or training would crawl."""
+    threads = torch.get_num_threads()
+    try:
+        return resources.files("silero_vad").joinpath("data/silero_vad.onnx").read_bytes()
+    finally:
+        torch.set_num_threads(threads)
+
+
 class SpeechDetector:
     """silero-vad v5 through ONNX Runtime: speech probabilities every 8 ms, and word segments."""
 
@@ -61,7 +71,7 @@ class SpeechDetector:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         options.log_severity_level = 3
-        model = resources.files("silero_vad").joinpath("data/silero_vad.onnx").read_bytes()
+        model = detector_model()
         self.session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         torch.set_num_threads(torch_threads)  # so training keeps its threads
 
