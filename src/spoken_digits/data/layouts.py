@@ -45,9 +45,10 @@ def speaker_of(path: Path, pattern: re.Pattern[str] | None) -> str:
 
 def read_folders(root: Path, pattern: re.Pattern[str] | None = None) -> Dataset:
     """root/<class>/<clip>, or root/<split>/<class>/<clip> with split folders train, validation, test."""
-    split_dirs = [d for d in _subdirs(root) if d.name.lower() in SPLIT_ALIASES]
-    if split_dirs and len(split_dirs) < len(_subdirs(root)):
-        others = [d.name for d in _subdirs(root) if d not in split_dirs]
+    folders = _subdirs(root)
+    split_dirs = [d for d in folders if d.name.lower() in SPLIT_ALIASES]
+    if split_dirs and len(split_dirs) < len(folders):
+        others = [d.name for d in folders if d not in split_dirs]
         raise DatasetError(
             f"{root}: split folders ({', '.join(d.name for d in split_dirs)}) beside other folders "
             f"({', '.join(others)}); put every class inside the split folders, or rename a class called like a split"

@@ -83,9 +83,7 @@ def load_corpus(
     lengths = torch.as_tensor(store.lengths[rows], dtype=torch.long)
     waves = None
     if len(rows) * int(lengths.max()) * 4 <= IN_MEMORY_BYTES:
-        everything, _ = store.load()
-        waves = everything if len(rows) == len(store) else everything[torch.as_tensor(rows)]
-        waves = waves[:, : int(lengths.max())]
+        waves, _ = store.read(rows)  # the kept clips only, padded to their longest
     return Corpus(data, store, rows, labels, lengths, cfg.audio, waves)
 
 
