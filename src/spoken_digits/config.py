@@ -113,6 +113,10 @@ class AudioConfig:
         return None if self.duration is None else round(self.duration * self.sr)
 
 
+ENCODERS = {"speech-embedding": 96}  # pretrained encoders (frontend/encoder.py) and their output widths
+ENCODER_SR = 16_000
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     """Mel spectrogram settings, named as in librosa; frame and band settings are the seed's."""
@@ -129,8 +133,21 @@ class FeatureConfig:
     cmvn: bool = False  # per-clip mean/variance normalisation of each band over the clip's own frames
     deltas: bool = False  # append each band's slope over time ((next - previous frame) / 2)
     layout: Layout = Layout.TIME_MAJOR
+    # A pretrained speech encoder instead of the mel settings above (frontend/encoder.py): its 96-d
+    # embeddings every 80 ms are the model's input. Needs 16 kHz audio.
+    encoder: str | None = None
+    encoder_pad: float = 0.4  # seconds of silence the encoder hears on both sides of each clip
 
     def __post_init__(self) -> None:
+        _check(
+            self.encoder in (None, *ENCODERS),
+            f"unknown encoder {self.encoder!r}; choose one of: {', '.join(ENCODERS)} (or none)",
+        )
+        _check(0 <= self.encoder_pad <= 2, f"encoder_pad must be in [0, 2] s, got {self.encoder_pad}")
+        _check(
+            self.encoder is None or (self.n_mfcc == 0 and not self.cmvn and not self.deltas),
+            "the speech encoder reads its own log-mel: n_mfcc, cmvn and deltas must be off",
+        )
         object.__setattr__(self, "scale", _enum(Scale, self.scale, "scale"))
         object.__setattr__(self, "layout", _enum(Layout, self.layout, "layout"))
         _check(self.n_fft >= 16, f"n_fft must be >= 16, got {self.n_fft}")
@@ -146,7 +163,9 @@ class FeatureConfig:
 
     @property
     def width(self) -> int:
-        """Values per frame: mel bands or cepstra, doubled when deltas are appended."""
+        """Values per frame: the encoder's embedding, or mel bands or cepstra, doubled when deltas are appended."""
+        if self.encoder is not None:
+            return ENCODERS[self.encoder]
         return (self.n_mfcc or self.n_mels) * (2 if self.deltas else 1)
 
 
@@ -206,8 +225,13 @@ class AugmentConfig:
     noise_dir: str | None = None  # a folder of noise recordings to mix in as well (never the test's noise)
     band: float = 0.0  # share passed through the telephone band (300-3400 Hz)
     clipping: float = 0.0  # share overdriven: scaled 1.5-4x past full scale and clipped
+    # 0: every epoch augments and featurises its batches afresh. K > 0: K augmented copies of each training
+    # clip are featurised once and every epoch goes through all of them (training/views.py): for a costly
+    # front end such as the speech encoder.
+    views: int = 0
 
     def __post_init__(self) -> None:
+        _check(0 <= self.views <= 64, f"views must be in 0..64, got {self.views}")
         _check(0 <= self.speed < 0.5, f"speed must be in [0, 0.5), got {self.speed}")
         _check(self.time_mask >= 0 and self.band_mask >= 0, "mask widths must be >= 0")
         for name in ("reverb", "noise", "band", "clipping"):
@@ -289,6 +313,15 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _check(
+            self.features.encoder is None or self.audio.sr == ENCODER_SR,
+            f"the speech encoder hears {ENCODER_SR} Hz audio: set the audio rate (sr) to {ENCODER_SR}, "
+            f"got {self.audio.sr}",
+        )
+        _check(
+            self.features.encoder is None or self.features.layout is Layout.TIME_MAJOR,
+            "the speech encoder gives time-major features only",
+        )
+        _check(
             not self.augment.active or self.features.layout is Layout.TIME_MAJOR,
             "augmentation needs the time-major layout",
         )
@@ -354,6 +387,16 @@ PRESETS: dict[str, RunConfig] = {
         audio=AudioConfig(trim_db=None),
         features=FeatureConfig(scale=Scale.POWER, standardize=False),
         train=TrainConfig(patience=0, adam_eps=1e-7),  # Keras: no early stopping, Adam epsilon 1e-7
+    ),
+    # The default's recipe on a pretrained speech encoder (frontend/encoder.py): 16 kHz audio, the
+    # detector's word, 96-d embeddings every 80 ms, a 1-D conv head, the same multi-condition training.
+    "encoder": RunConfig(
+        preset="encoder",
+        audio=AudioConfig(sr=ENCODER_SR, duration=None, trim_db=None, vad=True),
+        features=FeatureConfig(encoder="speech-embedding", standardize=False),
+        model=DEFAULT_MODEL,
+        train=dataclasses.replace(DEFAULT_TRAIN, epochs=10),  # each epoch goes through 4 views of every clip
+        augment=dataclasses.replace(DEFAULT_AUGMENT, views=4),
     ),
     # Speaker-independent on clean clips: whole trimmed clips, the default's features and schedule,
     # speed perturbation only, an ensemble of three 1-D conv nets.

@@ -20,6 +20,7 @@ from torch import nn
 
 from spoken_digits.config import FeatureConfig, Layout, Pad, Scale
 from spoken_digits.errors import ParameterError
+from spoken_digits.frontend.encoder import SpeechEncoder
 
 AMIN = 1e-10  # power floor before the log, as librosa.power_to_db
 
@@ -220,10 +221,18 @@ class Featurizer(nn.Module):
 
     dct: torch.Tensor | None  # (n_mels, n_mfcc), a buffer when cepstra are asked for
 
-    def __init__(self, sr: int, cfg: FeatureConfig) -> None:
+    frontend: MelFrontend | SpeechEncoder
+
+    def __init__(self, sr: int, cfg: FeatureConfig, *, pretrained: bool = True) -> None:
+        """`pretrained=False` leaves a speech encoder's weights empty, for a checkpoint to fill."""
         super().__init__()
         self.cfg = cfg
-        self.frontend = MelFrontend(sr, cfg)
+        if cfg.encoder is not None:
+            self.frontend = SpeechEncoder(pad=cfg.encoder_pad)
+            if pretrained:
+                self.frontend.load_pretrained()
+        else:
+            self.frontend = MelFrontend(sr, cfg)
         self.register_buffer("dct", dct_matrix(cfg.n_mels, cfg.n_mfcc) if cfg.n_mfcc else None, persistent=False)
         self.standardizer = Standardizer(cfg.width) if cfg.standardize else None
 

@@ -41,7 +41,7 @@ class Checkpoint:
     def build(self) -> tuple[Featurizer, nn.Module]:
         """The featurizer and model with their trained state, in eval mode."""
         cfg = self.config
-        featurizer = Featurizer(cfg.audio.sr, cfg.features)
+        featurizer = Featurizer(cfg.audio.sr, cfg.features, pretrained=False)  # the state below fills it
         model = create_model(cfg.model.name, n_features=cfg.n_features, n_classes=len(self.classes), **cfg.model.params)
         try:
             featurizer.load_state_dict(self.featurizer_state)

@@ -44,6 +44,7 @@ from spoken_digits.models.nets import SEQUENCE_MODELS, count_parameters, create_
 from spoken_digits.training.corpus import STANDARDIZER_CLIPS, Corpus, length_rule, load_corpus
 from spoken_digits.training.runstate import RunState
 from spoken_digits.training.train import Batches, fit, predict_logits, rank_and_world, seed_everything
+from spoken_digits.training.views import augmented_views
 
 T = TypeVar("T")
 LOG_COLUMNS = ("fold", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
@@ -110,6 +111,9 @@ def train_fold(
         augment = Augmenter(cfg.augment, featurizer, cfg.audio, noises=noises)
         source: Batches = corpus.stream() if corpus.waves is None else FeatureSet(corpus.waves, corpus.lengths, labels)
         train_set = source.subset(fit_idx)
+        if cfg.augment.views:  # made once, reused every epoch
+            train_set = augmented_views(train_set.to(device), augment, cfg.augment.views, seed=cfg.train.seed)
+            augment = None
     result = fit(
         model,
         train_set,

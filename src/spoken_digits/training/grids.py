@@ -188,6 +188,20 @@ BUILTIN: dict[str, Grid] = {
         },
         seeds=_seeds(3),
     ),
+    "encoder": Grid(
+        "encoder",
+        description="Issue 22: the from-scratch default against the pretrained speech encoder (frozen, with its "
+        "augmented views made once or afresh every epoch), leave one speaker out",
+        base={"split.name": "loso"},
+        axes={
+            "front end": {
+                "default (from scratch)": {"preset": "default"},
+                "encoder, 4 views made once": {"preset": "encoder"},
+                "encoder, fresh augmentation every epoch": {"preset": "encoder", "augment.views": 0},
+            }
+        },
+        seeds=_seeds(3),
+    ),
     "ablation": Grid(
         "ablation",
         preset="robust",

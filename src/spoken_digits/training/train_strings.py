@@ -92,6 +92,12 @@ def train_strings(
     index = {c: i for i, c in enumerate(word.classes)}
     maker = StringMaker(waves, [index[str(c.digit)] for c in train], [c.speaker for c in train], cfg.audio.sr)
     seed_everything(seed)
+    if cfg.features.encoder is not None:
+        raise ParameterError(
+            f"{word_model}: train-strings starts from a conv1d word model on mel features (the scratch preset); "
+            f"this one hears the {cfg.features.encoder} encoder. Its strings come from `predict`, which cuts the "
+            "recording into words and runs each through it"
+        )
     if cfg.model.name != "conv1d" or cfg.model.params or cfg.audio.n_samples is not None:
         window = f"a fixed {cfg.audio.duration} s window" if cfg.audio.n_samples else "whole clips"
         raise ParameterError(
