@@ -142,7 +142,7 @@ def test_second_room_model_decays_at_its_t60_highs_faster(t60, seed):
     assert not np.array_equal(rir, corrupt.fdn_rir(SR, t60, np.random.default_rng(seed + 10), drr_db=drr))
     with pytest.raises(ParameterError, match="t60 must be a positive number, got -1"):
         corrupt.fdn_rir(SR, -1, np.random.default_rng(0), drr_db=drr)
-    with pytest.raises(ParameterError, match="needs a t60 of 0.05 s or more"):
+    with pytest.raises(ParameterError, match=r"needs a t60 of 0\.05 s or more"):
         corrupt.fdn_rir(SR, 0.01, np.random.default_rng(0), drr_db=drr)
 
 
