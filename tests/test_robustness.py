@@ -24,7 +24,7 @@ from spoken_digits.evaluation.robustness import (
     standard_conditions,
     stratified_subset,
 )
-from spoken_digits.frontend import corrupt
+from spoken_digits.frontend import audio, corrupt, talkers
 from spoken_digits.recognize.predict import load_predictor
 
 
@@ -115,6 +115,61 @@ def test_reverberation_decays_at_its_t60(t60):
     assert corrupt.sabine_drr_db(0.9) < corrupt.sabine_drr_db(0.3)  # a more reverberant room, more reverberation
 
 
+def band_passed(x: np.ndarray, sr: int, low: float, high: float) -> np.ndarray:
+    """`x` with everything outside `low`-`high` Hz removed (an FFT mask, zero-padded: nothing wraps round)."""
+    n = 2 * len(x)
+    spectrum = np.fft.rfft(x.astype(np.float64), n)
+    hz = np.fft.rfftfreq(n, 1 / sr)
+    spectrum[(hz < low) | (hz > high)] = 0
+    return np.fft.irfft(spectrum, n)[: len(x)]
+
+
+@pytest.mark.parametrize("t60", [0.3, 0.6, 0.9])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_second_room_model_decays_at_its_t60_highs_faster(t60, seed):
+    """reverb2's responses: T60 as asked in the 500 Hz-1 kHz octaves and broadband, shorter in the highs."""
+    drr = corrupt.sabine_drr_db(t60)
+    rir = corrupt.fdn_rir(SR, t60, np.random.default_rng(seed), drr_db=drr)
+    assert rir.dtype == np.float32 and rir.shape == (round(0.003 * SR) + np.ceil(1.1 * t60 * SR),)
+    assert abs(schroeder_t60(band_passed(rir, SR, 354, 1414), SR) - t60) < 0.15 * t60
+    assert abs(schroeder_t60(rir, SR) - t60) < 0.15 * t60
+    assert schroeder_t60(band_passed(rir, SR, 2000, 3500), SR) < 0.8 * t60
+    assert power(rir) * len(rir) == pytest.approx(1.0, rel=1e-5)  # unit energy
+    direct = float(rir[round(0.003 * SR)]) ** 2
+    assert db(direct / (1 - direct)) == pytest.approx(drr, abs=0.3)  # the direct-to-reverberant ratio asked
+    again = corrupt.fdn_rir(SR, t60, np.random.default_rng(seed), drr_db=drr)
+    np.testing.assert_array_equal(rir, again)
+    assert not np.array_equal(rir, corrupt.fdn_rir(SR, t60, np.random.default_rng(seed + 10), drr_db=drr))
+    with pytest.raises(ParameterError, match="t60 must be a positive number, got -1"):
+        corrupt.fdn_rir(SR, -1, np.random.default_rng(0), drr_db=drr)
+    with pytest.raises(ParameterError, match=r"needs a t60 of 0\.05 s or more"):
+        corrupt.fdn_rir(SR, 0.01, np.random.default_rng(0), drr_db=drr)
+
+
+def modulation_share(x: np.ndarray, sr: int) -> float:
+    """Share of the 0.5-32 Hz modulation power of `x`'s 10 ms envelope that lies at syllable rates, 2-8 Hz."""
+    hop = sr // 100
+    envelope = np.sqrt(np.mean(x[: len(x) // hop * hop].astype(np.float64).reshape(-1, hop) ** 2, axis=1))
+    spectrum = np.abs(np.fft.rfft(envelope - envelope.mean())) ** 2
+    hz = np.fft.rfftfreq(len(envelope), 1 / 100)
+    return float(spectrum[(hz >= 2) & (hz <= 8)].sum() / spectrum[(hz >= 0.5) & (hz <= 32)].sum())
+
+
+def test_synthetic_babble_is_seeded_unit_rms_and_speech_like():
+    """babble2's talkers: same generator state, same babble; syllable-rate modulation; a speech-like spectrum."""
+    babble = talkers.synthetic_babble(6 * SR, SR, np.random.default_rng(0))
+    np.testing.assert_array_equal(babble, talkers.synthetic_babble(6 * SR, SR, np.random.default_rng(0)))
+    assert not np.array_equal(babble, talkers.synthetic_babble(6 * SR, SR, np.random.default_rng(1)))
+    assert babble.shape == (6 * SR,) and babble.dtype == np.float32
+    assert power(babble) == pytest.approx(1.0, rel=1e-5)
+    one = talkers.synthetic_babble(6 * SR, SR, np.random.default_rng(0), talkers=1)
+    assert modulation_share(one, SR) > 0.5 and modulation_share(babble, SR) > 0.5
+    assert modulation_share(corrupt.noise("pink", 6 * SR, np.random.default_rng(0)), SR) < 0.45  # the control
+    assert db(power(band_passed(babble, SR, 100, 1000)) / power(band_passed(babble, SR, 2000, 3500))) > 6
+    with pytest.raises(ParameterError, match="babble needs at least one talker, got 0"):
+        talkers.synthetic_babble(SR, SR, np.random.default_rng(0), talkers=0)
+
+
 def test_telephone_removes_what_is_outside_300_to_3400_hz():
     x = corrupt.noise("white", (8, 4000), np.random.default_rng(4))
     y = corrupt.telephone(x, SR)
@@ -177,6 +232,37 @@ def test_same_seed_same_corrupted_clips_other_seed_other_clips(official):
                 assert first.shape != other.shape or not np.array_equal(first, other), c.name
 
 
+@pytest.mark.parametrize("kind", ["babble", "babble2"])
+def test_both_babbles_mix_at_the_snr_asked(official, kind):
+    _, tested, pool = official
+    for c in select_conditions([kind]):
+        for clip in tested[:4]:
+            y = digit_voice(clip.digit, speaker=1)
+            mixed = Corrupter(SR, 0)(c, clip, y, pool)
+            lead = round(c.params["lead_s"] * SR)
+            assert mixed.shape == (len(y) + 2 * lead,)
+            added = mixed[lead : lead + len(y)] - y
+            assert abs(db(power(y) / power(added)) - c.params["snr_db"]) < 0.05, c.name
+
+
+def test_babble2_reads_no_recording(official, monkeypatch):
+    """The second babble is synthetic: it needs no training clips and opens no file."""
+    _, tested, _ = official
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"babble2 read a file: {args[:1]}")
+
+    monkeypatch.setattr(Corrupter, "_read", refuse)
+    monkeypatch.setattr(audio, "read_audio", refuse)
+    monkeypatch.setattr(sf, "read", refuse)
+    monkeypatch.setattr("builtins.open", refuse)
+    y = digit_voice(4)
+    for c in select_conditions(["babble2"]):
+        assert np.all(np.isfinite(Corrupter(SR, 0)(c, tested[0], y, [])))  # no pool of training clips at all
+    with pytest.raises(ParameterError, match="no training clips"):
+        Corrupter(SR, 0)(select_conditions(["babble-10db"])[0], tested[0], y, [])
+
+
 def test_babble_never_uses_the_tested_speaker_or_a_test_take(official):
     _, tested, pool = official
     for clip in tested:
@@ -196,8 +282,20 @@ def test_unknown_conditions_list_the_valid_ones():
         select_conditions(["noisedir"])
     names = [c.name for c in select_conditions(["reverb", "clean"])]
     assert names == ["clean", "reverb-0.3s", "reverb-0.6s", "reverb-0.9s"]  # table order
-    assert len(select_conditions(None)) == 1 + 12 + 3 + 4
-    assert len(select_conditions(None, noise_dir=True)) == 1 + 16 + 3 + 4
+    assert len(select_conditions(None)) == 1 + 16 + 6 + 4
+    assert len(select_conditions(None, noise_dir=True)) == 1 + 20 + 6 + 4
+
+
+def test_second_generators_follow_their_twins_at_the_same_levels():
+    names = [c.name for c in standard_conditions(noise_dir=True)]
+    babble, babble2 = ([f"{k}-{s}db" for s in (20, 10, 5, 0)] for k in ("babble", "babble2"))
+    reverb, reverb2 = ([f"{k}-{t}s" for t in (0.3, 0.6, 0.9)] for k in ("reverb", "reverb2"))
+    for first, second in ((babble, babble2), (reverb, reverb2)):
+        at = names.index(first[0])
+        assert names[at : at + len(first) + len(second)] == first + second
+    assert [c.name for c in select_conditions(["babble2-10db", "reverb2"])] == ["babble2-10db", *reverb2]
+    twins = {c.name: c.params for c in standard_conditions()}
+    assert twins["reverb2-0.6s"] == twins["reverb-0.6s"] and twins["babble2-0db"] == twins["babble-0db"]
 
 
 def test_limit_takes_a_seeded_subset_balanced_over_digits(official):
@@ -250,7 +348,9 @@ def test_cli_writes_json_csv_and_plot_and_noise_hurts(model, synthetic_fsdd, tmp
 def test_cli_refuses_an_unknown_condition(model, synthetic_fsdd, tmp_path, capsys):
     argv = ["robustness", str(model), "--data", str(synthetic_fsdd), "--out", str(tmp_path)]
     assert main([*argv, "--conditions", "clean", "thunder"]) == 2
-    assert "unknown condition 'thunder'; choose from: clean" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown condition 'thunder'; choose from: clean" in err
+    assert "babble2-10db" in err and "reverb2-0.6s" in err and "babble2," in err  # names and the kind
     assert not (tmp_path / "robustness.json").exists()
 
 

@@ -204,8 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser(
         "robustness",
         help="score a saved model on test clips corrupted by noise, reverberation, band and level",
-        description="Score MODEL on the test clips of a split under each condition (clean; white, pink and "
-        "babble noise at 20/10/5/0 dB SNR with noise before and after the word; reverberation T60 0.3/0.6/0.9 s; "
+        description="Score MODEL on the test clips of a split under each condition (clean; white, pink, babble "
+        "and synthetic-talker babble2 noise at 20/10/5/0 dB SNR with noise before and after the word; "
+        "reverberation T60 0.3/0.6/0.9 s from two room models, reverb and reverb2; "
         "telephone band; -30 dB level; 3 s padding; 1 s window), every clip corrupted the same way on every "
         "run and for every model, and write robustness.json, robustness.csv and robustness.png to --out.",
     )
@@ -223,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="NAME",
         help="only these conditions: names such as clean, white-10db, reverb-0.6s, or a kind for all of its "
-        "levels (white, pink, babble, reverb, ...) (default: all)",
+        "levels (white, pink, babble, babble2, reverb, reverb2, ...) (default: all)",
     )
     b.add_argument("--limit", type=int, metavar="N", help="score a seeded subset of N clips, balanced over digits")
     b.add_argument(

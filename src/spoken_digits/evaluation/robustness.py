@@ -2,7 +2,11 @@
 band-limiting, level and placement, every clip corrupted reproducibly (the same clips for every model).
 
 Each (seed, condition, clip file) seeds its own generator, so a clip's corruption does not depend on
-which other conditions or clips are run. Babble is built from other speakers' training clips only.
+which other conditions or clips are run. Babble and reverberation each come from two independent
+generators, so that a model trained with one recipe is also met by another: `babble` is built from
+other speakers' training clips, `babble2` from word-free synthetic talkers (`talkers.synthetic_babble`,
+no recording at all); `reverb` convolves with a statistical response (`corrupt.synthetic_rir`),
+`reverb2` with an image-source room plus a feedback delay network (`corrupt.fdn_rir`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from spoken_digits.data import fsdd
 from spoken_digits.data.splits import make_folds
 from spoken_digits.errors import AudioError, ParameterError
 from spoken_digits.evaluation.evaluate import warn_on_overlap
-from spoken_digits.frontend import audio, corrupt
+from spoken_digits.frontend import audio, corrupt, talkers
 from spoken_digits.recognize.predict import BasePredictor
 
 SNRS = (20.0, 10.0, 5.0, 0.0)  # dB
@@ -40,18 +44,19 @@ class Condition:
     """One way of corrupting a clip: a name for tables, its kind, and the parameters that define it."""
 
     name: str
-    kind: str  # clean, white, pink, babble, noisedir, reverb, telephone, level, pad, window
+    kind: str  # clean, white, pink, babble, babble2, noisedir, reverb, reverb2, telephone, level, pad, window
     params: Mapping[str, float] = field(default_factory=dict)
 
 
 def standard_conditions(*, noise_dir: bool = False) -> list[Condition]:
     """Every condition of the benchmark, in table order; `noise_dir` adds the user's noise at each SNR."""
-    kinds = ["white", "pink", "babble"] + (["noisedir"] if noise_dir else [])
+    kinds = ["white", "pink", "babble", "babble2"] + (["noisedir"] if noise_dir else [])
     return [
         Condition("clean", "clean"),
         *(Condition(f"{k}-{s:g}db", k, {"snr_db": s, "lead_s": LEAD}) for k in kinds for s in SNRS),
         *(
-            Condition(f"reverb-{t:g}s", "reverb", {"t60": t, "drr_db": round(corrupt.sabine_drr_db(t), 2)})
+            Condition(f"{k}-{t:g}s", k, {"t60": t, "drr_db": round(corrupt.sabine_drr_db(t), 2)})
+            for k in ("reverb", "reverb2")
             for t in T60S
         ),
         Condition(
@@ -117,12 +122,14 @@ class Corrupter:
     def __call__(self, condition: Condition, clip: fsdd.Clip, y: np.ndarray, pool: Sequence[fsdd.Clip]) -> np.ndarray:
         """`y` (n,), the waveform of `clip`, under `condition`; `pool`: the split's training clips (for babble)."""
         rng, sr, p = clip_rng(self.seed, condition.name, clip.path.name), self.sr, condition.params
-        if condition.kind in ("white", "pink", "babble", "noisedir"):
+        if condition.kind in ("white", "pink", "babble", "babble2", "noisedir"):
             lead = round(p["lead_s"] * sr)
             size = len(y) + 2 * lead
             if condition.kind == "babble":
                 streams = [np.concatenate([self._read(c) for c in t]) for t in babble_talkers(clip, pool, rng)]
                 noise = corrupt.babble(streams, size, rng)
+            elif condition.kind == "babble2":
+                noise = talkers.synthetic_babble(size, sr, rng)
             elif condition.kind == "noisedir":
                 noise = corrupt.fit_length(self.noise_files[int(rng.integers(len(self.noise_files)))], size, rng)
             else:
@@ -130,6 +137,8 @@ class Corrupter:
             return corrupt.mix_at_snr(y, noise, p["snr_db"], offset=lead)
         if condition.kind == "reverb":
             return corrupt.reverberate(y, sr, p["t60"], rng, drr_db=p["drr_db"])
+        if condition.kind == "reverb2":
+            return corrupt.convolve(y, corrupt.fdn_rir(sr, p["t60"], rng, drr_db=p["drr_db"]))
         if condition.kind == "telephone":
             return corrupt.band_limit(y, sr, low=p["low_hz"], high=p["high_hz"])
         if condition.kind == "level":

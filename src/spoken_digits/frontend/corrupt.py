@@ -21,6 +21,8 @@ from spoken_digits.frontend import audio
 
 NOISE_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # noise power spectral density ∝ 1 / f**exponent
 TELEPHONE_BAND = (300.0, 3400.0)  # Hz: the analogue telephone channel (ITU-T G.712)
+MID_HZ = 707.0  # Hz: the middle (geometric) of the 500 Hz-1 kHz band a room's T60 is quoted for
+SPEED_OF_SOUND = 343.0  # m/s
 
 
 def _float32(x: np.ndarray) -> np.ndarray:
@@ -150,6 +152,106 @@ def synthetic_rir(
     tail = rng.standard_normal(len(t)) * 10 ** (-3 * t / t60)  # amplitude falls 60 dB over t60
     tail *= math.sqrt(10 ** (-drr_db / 10) / float(np.sum(tail**2)))
     rir = np.concatenate([[1.0], np.zeros(max(start - 1, 0)), tail])
+    return _float32(rir / np.sqrt(np.sum(rir**2)))
+
+
+def t60_at(hz: float | np.ndarray, t60: float) -> np.ndarray:
+    """Reverberation time (s) at each frequency of a room whose mid-band T60 (500 Hz-1 kHz) is `t60`:
+    about 3% longer at low frequencies, half as long at 4 kHz (soft furnishings and air absorb highs)."""
+    return t60 * (1 + (MID_HZ / 4000) ** 2) / (1 + (np.asarray(hz, dtype=np.float64) / 4000) ** 2)
+
+
+def _image_sources(rng: np.random.Generator, t60: float, order: int = 3) -> tuple[np.ndarray, np.ndarray, float]:
+    """Early reflections in a random shoebox room, talker and microphone 1 m apart: each image source's
+    extra path over the direct one (m) and its reflection count, images up to `order` reflections; and the
+    room's mid-band wall reflection coefficient (from Sabine's formula for `t60`)."""
+    room = rng.uniform([3.0, 3.0, 2.4], [9.0, 7.0, 3.6])
+    while True:
+        talker = rng.uniform(0.5, room - 0.5)
+        direction = rng.standard_normal(3)
+        microphone = talker + direction / np.linalg.norm(direction)
+        if np.all(microphone > 0.3) and np.all(microphone < room - 0.3):
+            break
+    axes = []  # per axis: image coordinates and their reflection counts
+    for x, size in zip(talker, room, strict=True):
+        axes.append((np.array([x, -x, 2 * size - x, 2 * size + x, x - 2 * size]), np.array([0, 1, 1, 2, 2])))
+    grid = np.stack(np.meshgrid(*(a[0] for a in axes), indexing="ij"), axis=-1).reshape(-1, 3)
+    counts = np.sum(np.meshgrid(*(a[1] for a in axes), indexing="ij"), axis=0).reshape(-1)
+    keep = (counts > 0) & (counts <= order)
+    extra = np.linalg.norm(grid[keep] - microphone, axis=1) - 1.0
+    volume, surface = float(np.prod(room)), 2 * float(room[0] * room[1] + room[0] * room[2] + room[1] * room[2])
+    absorption = min(max(0.161 * volume / (surface * t60), 0.02), 0.9)
+    return extra, counts[keep], math.sqrt(1 - absorption)
+
+
+def fdn_tail(sr: int, t60: float, size: int, rng: np.random.Generator, *, lines: int = 8) -> np.ndarray:
+    """The impulse response (size,) of a feedback delay network (Jot): `lines` delay lines of 10-35 ms
+    mixed by a random orthogonal matrix, each with a 3-tap loop filter whose gain makes a 60 dB decay
+    in `t60_at(f, t60)` at 707 Hz and at 4 kHz (or the Nyquist frequency, if lower).
+
+    Run in blocks of the shortest delay: within a block the network only reads what earlier blocks wrote.
+    """
+    shortest, longest = max(round(0.010 * sr), 2), max(round(0.035 * sr), lines + 2)
+    delays = np.sort(rng.choice(np.arange(shortest, longest + 1), size=lines, replace=False))  # (N,)
+    q, r = np.linalg.qr(rng.standard_normal((lines, lines)))
+    mixing = q * np.sign(np.diag(r))  # random orthogonal: a lossless network before the loop gains
+    into, out = rng.choice([-1.0, 1.0], size=lines), rng.choice([-1.0, 1.0], size=lines)
+    low, high = MID_HZ, min(4000.0, sr / 2)
+    gain_low, gain_high = (10 ** (-3 * delays / (sr * t60_at(f, t60))) for f in (low, high))  # per pass, (N,)
+    c_low, c_high = math.cos(2 * math.pi * low / sr), math.cos(2 * math.pi * high / sr)
+    ratio = gain_high / gain_low
+    # loop filter g * (a, 1 - 2a, a): gain g * (1 - 2a (1 - cos w)), equal to gain_low and gain_high at the two
+    tap = np.zeros(lines) if high < 1.5 * low else (1 - ratio) / (2 * ((1 - c_high) - ratio * (1 - c_low)))
+    tap = np.clip(tap, 0.0, 0.25)
+    g = gain_low / (1 - 2 * tap * (1 - c_low))
+    pad = int(delays[-1]) + 2
+    v = np.zeros((lines, pad + size + 1))  # what enters each line; (N, pad + size + 1)
+    v[:, pad] = into  # the impulse
+    w = np.zeros((lines, size))  # what leaves each line, after its loop filter
+    for t in range(0, size, int(delays[0])):
+        n = min(int(delays[0]), size - t)
+        x = np.take_along_axis(v, pad + t - delays[:, None] + np.arange(-1, n + 1), axis=1)  # (N, n + 2)
+        block = g[:, None] * (tap[:, None] * (x[:, :-2] + x[:, 2:]) + (1 - 2 * tap)[:, None] * x[:, 1:-1])
+        w[:, t : t + n] = block
+        v[:, pad + t : pad + t + n] += mixing @ block
+    return out @ w
+
+
+def fdn_rir(sr: int, t60: float, rng: np.random.Generator, *, drr_db: float, predelay: float = 0.003) -> np.ndarray:
+    """A room impulse response (L,) from another model than `synthetic_rir` and training's pyroomacoustics
+    rooms: a direct path; early reflections of a random shoebox room (image sources up to 3 reflections,
+    talker and microphone 1 m apart, walls absorbing more at high frequencies); and a late tail from a
+    feedback delay network (`fdn_tail`).
+
+    `t60` is the mid-band (500 Hz-1 kHz) reverberation time; highs decay faster (`t60_at`). Reflections
+    and tail carry 10**(-drr_db / 10) times the direct path's energy (the early ones at most half of it);
+    L = predelay + 1.1 * t60 s, the whole of unit energy.
+    """
+    _positive(sr, "sr")
+    _positive(t60, "t60")
+    if t60 < 0.05:
+        raise ParameterError(f"fdn_rir needs a t60 of 0.05 s or more (its delay lines are 10-35 ms), got {t60!r}")
+    if not math.isfinite(drr_db):
+        raise ParameterError(f"drr_db must be a finite number of dB, got {drr_db!r}")
+    start, size = round(predelay * sr), math.ceil(1.1 * t60 * sr)  # size: samples from the direct path on
+    late = fdn_tail(sr, t60, size, rng)
+
+    extra, counts, reflection = _image_sources(rng, t60)
+    lag = np.round(extra / SPEED_OF_SOUND * sr).astype(int)
+    inside = lag < size
+    n_fft = 1 << (size + 64).bit_length()  # room for the walls' short zero-phase filter not to wrap round
+    by_order = np.zeros((int(counts.max()) + 1, n_fft))
+    np.add.at(by_order, (counts[inside], lag[inside]), 1.0 / (1.0 + extra[inside]))  # spreading: 1 / distance
+    wall = reflection ** (t60 / t60_at(np.fft.rfftfreq(n_fft, 1 / sr), t60))  # (K,) per reflection
+    early = np.sum(np.fft.rfft(by_order, axis=-1) * wall ** np.arange(len(by_order))[:, None], axis=0)
+    early_t = np.fft.irfft(early, n_fft)[:size]
+
+    reverberant = 10 ** (-drr_db / 10)  # the direct path has energy 1
+    early_t *= min(1.0, math.sqrt(0.5 * reverberant / max(float(np.sum(early_t**2)), 1e-30)))
+    late *= math.sqrt((reverberant - float(np.sum(early_t**2))) / float(np.sum(late**2)))
+    rir = np.zeros(start + size)
+    rir[start] = 1.0
+    rir[start:] += early_t + late
     return _float32(rir / np.sqrt(np.sum(rir**2)))
 
 
