@@ -205,6 +205,41 @@ def robustness_loso() -> str:
     )
 
 
+ENCODER = ROOT / "docs" / "findings" / "encoder"
+ENCODER_TARGETS = {"clean": 0.995, "babble-10db": 0.95, "babble2-10db": 0.95, "babble-0db": 0.70,
+                   "babble2-0db": 0.70, "reverb-0.6s": 0.97, "reverb2-0.6s": 0.97}  # fmt: skip
+SECOND = {  # issue 22's second generators, each placed after its twin
+    **{f"babble2-{snr}db": f"synthetic-talker babble (second generator), {snr} dB SNR" for snr in (20, 10, 5, 0)},
+    **{f"reverb2-{t}s": f"reverberation, second room model, T60 {t} s" for t in ("0.3", "0.6", "0.9")},
+}
+
+
+def encoder_robustness() -> str:
+    """The from-scratch default and the speech-encoder preset, seed 0, under every condition of both generators."""
+    runs = {name: json.loads((ENCODER / "robustness" / name / "robustness.json").read_text())
+            for name in ("default-s0", "encoder-s0")}  # fmt: skip
+    by = {name: {c["condition"]: c for c in data["conditions"]} for name, data in runs.items()}
+    order = [c["condition"] for c in runs["encoder-s0"]["conditions"]]
+    labels = {**CONDITIONS, **SECOND}
+    lines = [
+        "| condition | from scratch (`--preset default`) | speech encoder (`--preset encoder`) | issue 22 target |",
+        "|---|---|---|---|",
+    ]
+    for name in order:
+        a, b = by["default-s0"][name]["accuracy"], by["encoder-s0"][name]["accuracy"]
+        target = ENCODER_TARGETS.get(name)
+        mark = "" if target is None else f">= {target:.3f}" + ("" if b >= target else " (missed)")
+        lines.append(f"| {labels.get(name, name)} | {a:.3f} | {b:.3f} | {mark} |")
+    first = runs["encoder-s0"]
+    lines += [
+        "",
+        f"*From `spoken-digits robustness MODEL --seed {first['seed']}` on all {first['n_clips']} official test "
+        "clips, MODEL being `spoken-digits train --seed 0` with `--preset default` or `--preset encoder` "
+        f"(docs/findings/encoder/robustness/); measured on: {_describe(first)}.*",
+    ]
+    return "\n".join(lines)
+
+
 def _describe(data: dict[str, Any]) -> str:
     from spoken_digits.training.studyreport import describe_machine
 
@@ -433,6 +468,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "robustness": robustness,
     "robustness-steps": robustness_steps,
     "robustness-loso": robustness_loso,
+    "encoder-robustness": encoder_robustness,
     "presets-official": presets_official,
     "presets-loso": presets_loso,
     "ablation": ablation,

@@ -124,8 +124,8 @@ def test_encoder_model_trains_predicts_and_exports(encoder_run, synthetic_fsdd, 
     predictor = load_predictor(encoder_run / "model.pt")
     path = tmp_path / "three.wav"
     sf.write(path, voice_string("3", speaker=1, seed=5), 8000)
-    assert predictor.predict_files([path])[0].label == "3"
+    assert predictor.predict_files([path])[0].digit == "3"
     report = export_onnx(encoder_run / "model.pt", tmp_path / "model.onnx")
     assert report["max_abs_diff"] <= 1e-4
     onnx = load_predictor(tmp_path / "model.onnx")
-    assert onnx.predict_files([path])[0].label == "3"
+    assert onnx.predict_files([path])[0].digit == "3"
