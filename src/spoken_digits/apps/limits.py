@@ -53,7 +53,7 @@ class StreamLimits:
         )
 
 
-def _positive(kind: type[int] | type[float]):  # noqa: ANN202  # an argparse type
+def _positive(kind: type[int] | type[float]):  # an argparse type
     def parse(text: str) -> int | float:
         value = kind(text)
         if value <= 0:

@@ -21,9 +21,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from spoken_digits.config import AudioConfig, RunConfig
 from spoken_digits.apps.limits import StreamLimits
 from spoken_digits.apps.live import MAX_FRAME_BYTES, Streams
+from spoken_digits.config import AudioConfig, RunConfig
 from spoken_digits.errors import AudioError
 from spoken_digits.frontend import audio
 from spoken_digits.recognize.predict import Inspection
