@@ -547,3 +547,34 @@ def test_serve_options_reach_the_app_and_uvicorn(monkeypatch, predictor):
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))
     serving.serve(predictor, limits=limits)
     assert seen["ws_max_size"] <= 2 * serving.MAX_FRAME_BYTES  # a bigger frame is refused before it is buffered
+
+
+def test_streams_wait_while_an_upload_is_answered(predictor, counting, monkeypatch):
+    """Uploads first: a frame that arrives during an upload is heard once the upload is answered."""
+    from spoken_digits.apps import serve as serving
+
+    answering, release, order = threading.Event(), threading.Event(), []
+    inspect = serving._inspect
+
+    def slow_inspect(*args):
+        answering.set()
+        release.wait(timeout=20)
+        order.append("upload")
+        return inspect(*args)
+
+    monkeypatch.setattr(serving, "_inspect", slow_inspect)
+    feed = CountingListener.feed
+    monkeypatch.setattr(CountingListener, "feed", lambda self, chunk: order.append("frame") or feed(self, chunk))
+    with TestClient(create_app(predictor)) as client:  # one event loop for the upload and the stream
+        with client.websocket_connect("/api/listen?rate=8000") as ws:
+            ws.send_text(json.dumps({"type": "clear"}))
+            ws.receive_json()  # the stream is open
+            upload = threading.Thread(target=lambda: client.post("/api/predict", content=wav_bytes(TONE, 8000)))
+            upload.start()
+            assert answering.wait(timeout=20)
+            ws.send_bytes(SECOND)
+            time.sleep(0.2)  # the frame has arrived, and waits (up to live.UPLOADS_FIRST s)
+            release.set()
+            ws.receive_json()
+            upload.join(timeout=20)
+    assert order == ["upload", "frame"]

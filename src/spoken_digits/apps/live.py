@@ -9,15 +9,18 @@ Every limit ends a stream with a WebSocket close code and a reason a person can 
 page from another origin, a bad rate, the session or word limit and an idle stream; 1013 when the
 server already has its `max_streams`. All of a stream's work (its Listener, and with it the speech
 detector's first load, and every frame) runs on the streams' own threads, never on the event loop
-nor in the pool the uploads use, so streams cannot starve /api/predict.
+nor in the pool the uploads use; and while an upload is being answered the streams wait (up to
+UPLOADS_FIRST s), so that streams cannot starve /api/predict: a stream that falls behind only hears
+its words later (its frames wait in bounded queues: see `serve.serve`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -30,6 +33,7 @@ from spoken_digits.errors import SpokenDigitsError
 from spoken_digits.recognize.stream import Listener
 from spoken_digits.recognize.words import Word
 
+UPLOADS_FIRST = 0.5  # s a stream's next frame waits at most for the uploads in flight to be answered
 MAX_FRAME_BYTES = 256 * 1024  # largest WebSocket frame of audio (over 1 s of 48 kHz float32)
 POLICY, TRY_LATER = 1008, 1013  # WebSocket close codes: a limit or rule was broken; the server is busy
 T = TypeVar("T")
@@ -50,6 +54,22 @@ class Streams:
         self.predictor, self.limits = predictor, limits
         self.pool = ThreadPoolExecutor(limits.workers, thread_name_prefix="spoken-digits-stream")
         self.open = 0  # changed only on the event loop: no lock needed
+        self.uploads = 0  # uploads being answered
+        self.quiet = asyncio.Event()  # set while no upload is
+        self.quiet.set()
+        self.slots = asyncio.Semaphore(limits.workers)  # pieces of work handed to the pool at a time
+
+    @contextlib.asynccontextmanager
+    async def upload(self) -> AsyncIterator[None]:
+        """Around answering an upload: the streams wait meanwhile (up to UPLOADS_FIRST s per frame)."""
+        self.uploads += 1
+        self.quiet.clear()
+        try:
+            yield
+        finally:
+            self.uploads -= 1
+            if not self.uploads:
+                self.quiet.set()
 
     async def serve(self, socket: WebSocket) -> None:
         """One stream, from the handshake to its close."""
@@ -66,18 +86,26 @@ class Streams:
             return await _close(socket, TRY_LATER, f"server busy: {n} stream{'s' * (n > 1)} open (serve --max-streams)")
         self.open += 1
         try:
-            listener = await self._run(Listener, self.predictor, int(rate))
-            await self._converse(socket, listener, int(rate))
-        except StreamEnded as end:
-            await _close(socket, end.code, end.reason)
+            try:
+                listener = await self._run(Listener, self.predictor, int(rate))
+                await self._converse(socket, listener, int(rate))
+            except StreamEnded as end:
+                await _close(socket, end.code, end.reason)
         except WebSocketDisconnect:
             return  # the client left mid-stream: nothing to answer
         finally:
             self.open -= 1
 
     async def _run(self, work: Callable[..., T], *args: Any) -> T:
-        """`work(*args)` on the streams' threads."""
-        return await asyncio.get_running_loop().run_in_executor(self.pool, work, *args)
+        """`work(*args)` on the streams' threads, once no upload is being answered (or UPLOADS_FIRST s passed).
+
+        Only as many pieces of work as threads are handed over at a time: the others wait here, where
+        an upload can still pass them, not in the pool's queue.
+        """
+        async with self.slots:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.quiet.wait(), UPLOADS_FIRST)
+            return await asyncio.get_running_loop().run_in_executor(self.pool, work, *args)
 
     async def _converse(self, socket: WebSocket, listener: Listener, rate: int) -> None:
         """Audio frames in, words out, until the client leaves, sends "end" or meets a limit."""

@@ -101,7 +101,8 @@ def create_app(predictor: Model, *, max_bytes: int = MAX_BYTES, limits: StreamLi
         if not data:
             return _error(400, "no audio: send the file as the request body or as a multipart field 'file'")
         try:
-            result = await run_in_threadpool(_inspect, predictor, data, name, max_duration)
+            async with streams.upload():  # the streams wait while an upload is decoded
+                result = await run_in_threadpool(_inspect, predictor, data, name, max_duration)
         except AudioError as exc:
             return _error(422, str(exc))
         return JSONResponse(result)
@@ -197,6 +198,8 @@ def serve(predictor: Model, *, host: str = "127.0.0.1", port: int = 8000, limits
 
     app = create_app(predictor, limits=limits)
     # WebSocket frames: one over twice the limit closes the stream (1009) as it arrives, and at most four
-    # wait per stream, instead of uvicorn's 16 MB and 32, so streams cannot fill the memory
-    frames = {"ws_max_size": 2 * MAX_FRAME_BYTES, "ws_max_queue": 4}
+    # wait per stream, instead of uvicorn's 16 MB and 32, so streams cannot fill the memory. No keep-alive
+    # pings: a stream the server is behind on does not read the pong and was closed (1011) for it; the
+    # idle limit ends a stream whose client has gone.
+    frames = {"ws_max_size": 2 * MAX_FRAME_BYTES, "ws_max_queue": 4, "ws_ping_interval": None}
     uvicorn.run(app, host=host, port=port, log_level="info", **frames)  # type: ignore[arg-type]
