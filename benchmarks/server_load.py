@@ -173,7 +173,8 @@ class Server:
     def __enter__(self) -> Server:
         import httpx
 
-        self.process = subprocess.Popen(self.command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        self.process = subprocess.Popen(self.command, env=self.env, **quiet)  # type: ignore[call-overload]
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             try:

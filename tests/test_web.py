@@ -565,16 +565,16 @@ def test_streams_wait_while_an_upload_is_answered(predictor, counting, monkeypat
     monkeypatch.setattr(serving, "_inspect", slow_inspect)
     feed = CountingListener.feed
     monkeypatch.setattr(CountingListener, "feed", lambda self, chunk: order.append("frame") or feed(self, chunk))
-    with TestClient(create_app(predictor)) as client:  # one event loop for the upload and the stream
-        with client.websocket_connect("/api/listen?rate=8000") as ws:
-            ws.send_text(json.dumps({"type": "clear"}))
-            ws.receive_json()  # the stream is open
-            upload = threading.Thread(target=lambda: client.post("/api/predict", content=wav_bytes(TONE, 8000)))
-            upload.start()
-            assert answering.wait(timeout=20)
-            ws.send_bytes(SECOND)
-            time.sleep(0.2)  # the frame has arrived, and waits (up to live.UPLOADS_FIRST s)
-            release.set()
-            ws.receive_json()
-            upload.join(timeout=20)
+    client = TestClient(create_app(predictor))
+    with client, client.websocket_connect("/api/listen?rate=8000") as ws:  # one event loop for both
+        ws.send_text(json.dumps({"type": "clear"}))
+        ws.receive_json()  # the stream is open
+        upload = threading.Thread(target=lambda: client.post("/api/predict", content=wav_bytes(TONE, 8000)))
+        upload.start()
+        assert answering.wait(timeout=20)
+        ws.send_bytes(SECOND)
+        time.sleep(0.2)  # the frame has arrived, and waits (up to live.UPLOADS_FIRST s)
+        release.set()
+        ws.receive_json()
+        upload.join(timeout=20)
     assert order == ["upload", "frame"]
