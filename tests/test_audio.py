@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 
 from conftest import digit_voice
 from spoken_digits.config import AudioConfig, Pad
@@ -264,3 +267,45 @@ def test_inspect_refuses_a_hum(predictor):
     with pytest.raises(AudioError, match="waveform: no speech found"):
         predictor.inspect(hum())
     assert predictor.inspect(digit_voice(3)).probabilities.shape == (10,)
+
+
+def many_channel_flac(seconds: float, rate: int = 192_000, channels: int = 5) -> bytes:
+    """A 440 Hz tone as a FLAC with many channels at a high rate: small to upload, large to decode."""
+    buffer = io.BytesIO()
+    with sf.SoundFile(buffer, "w", rate, channels, format="FLAC", subtype="PCM_16") as f:
+        for start in range(0, round(seconds * rate), rate // 4):  # written in blocks: the test stays small too
+            t = (start + np.arange(rate // 4)) / rate
+            f.write(np.repeat(0.3 * np.sin(2 * np.pi * 440 * t)[:, None], channels, axis=1))
+    return buffer.getvalue()
+
+
+def test_a_high_rate_many_channel_upload_decodes_in_bounded_memory():
+    """4 s at 192 kHz in 5 channels is 15 MB of float32 decoded whole; read in blocks, downmixed and
+    resampled as it goes, the decode needs a small part of that (the review saw 153 MB for 30 s)."""
+    import tracemalloc
+
+    from spoken_digits.frontend.audio import read_audio_bytes
+
+    data = many_channel_flac(4.0)
+    tracemalloc.start()
+    try:
+        y = read_audio_bytes(data, 8000, name="tone.flac")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4e6, f"{peak / 1e6:.1f} MB"
+    assert y.dtype == np.float32 and len(y) == 32_000 and dominant_hz(y, 8000) == pytest.approx(440, abs=1)
+    whole = sf.read(io.BytesIO(data), dtype="float32")[0].mean(axis=1, dtype=np.float32)
+    reference = soxr.resample(whole, 192_000, 8000, quality="HQ")  # the whole file at once, as before
+    assert np.abs(y - reference).max() < 1e-4
+
+
+def test_a_file_longer_than_its_header_says_is_refused_at_the_limit(monkeypatch):
+    """The decode stops at max_duration even when the header's frame count is wrong (it is only read)."""
+    from spoken_digits.frontend import audio
+
+    data = many_channel_flac(3.0, rate=48_000, channels=2)
+    frames = sf.SoundFile.frames
+    monkeypatch.setattr(sf.SoundFile, "frames", property(lambda f: frames.fget(f) // 10))  # a header that lies
+    with pytest.raises(AudioError, match=r"^long.flac: more than 2 s of audio is over the 2 s limit$"):
+        audio.read_audio_bytes(data, 8000, name="long.flac", max_duration=2.0)

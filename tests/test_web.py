@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -391,3 +392,189 @@ def test_the_page_listens_continuously_and_shows_a_digit_string(fsdd_model, fsdd
         browser.close()
     assert error == "" and "731" in heard and len(heard) <= 6, json.dumps({"heard": heard, "error": error})
     assert cleared == ""
+
+
+# --- live listening (WebSocket) limits -------------------------------------------------------------
+
+SECOND = np.zeros(8000, "<f4").tobytes()  # one second of quiet at ?rate=8000
+
+
+def limited(predictor, **limits) -> TestClient:
+    """A test client whose app has these stream limits (StreamLimits fields)."""
+    from spoken_digits.apps.limits import StreamLimits
+
+    return TestClient(create_app(predictor, limits=StreamLimits(**limits)))
+
+
+def closed(ws, timeout: float = 20) -> tuple[int, str]:
+    """(code, reason) of the server's close, which must be its next message (within `timeout` s, so a
+    server that never closes fails the test instead of hanging it)."""
+    import anyio
+
+    async def next_message() -> dict:
+        with anyio.fail_after(timeout):
+            return await ws._send_rx.receive()  # TestClient's receive, less its endless wait
+
+    message = ws.portal.call(next_message)
+    assert message["type"] == "websocket.close", message
+    return message.get("code", 1000), message.get("reason", "")
+
+
+class CountingListener:
+    """Stands in for Listener: one word per fed frame; records the threads it runs on."""
+
+    threads: ClassVar[list[str]] = []
+
+    def __init__(self, predictor, sr: int) -> None:
+        from spoken_digits.recognize.words import Word
+
+        self.word, self.words, self.sr = Word, [], sr
+        CountingListener.threads.append(threading.current_thread().name)
+
+    def feed(self, chunk: np.ndarray) -> list:
+        CountingListener.threads.append(threading.current_thread().name)
+        n = len(self.words)
+        self.words.append(self.word(str(n % 10), n, n + 0.5, 0.9))
+        return self.words[-1:]
+
+    def finish(self) -> list:
+        return []
+
+    def clear(self) -> None:
+        self.words = []
+
+    @property
+    def text(self) -> str:
+        return "".join(w.label for w in self.words)
+
+
+@pytest.fixture
+def counting(monkeypatch):
+    CountingListener.threads = []
+    monkeypatch.setattr("spoken_digits.apps.live.Listener", CountingListener)
+    return CountingListener
+
+
+def test_a_stream_from_another_origin_is_refused_unless_allowed(predictor):
+    """Cross-site WebSocket hijacking: a page on another site must not stream to the local server."""
+    client = TestClient(create_app(predictor))
+    with client.websocket_connect("/api/listen?rate=8000", headers={"origin": "http://evil.example"}) as ws:
+        ws.send_text(json.dumps({"type": "clear"}))
+        code, reason = closed(ws)
+    assert code == 1008 and "origin http://evil.example is not allowed" in reason and "--allow-origin" in reason
+    for origin in ("http://testserver", "http://TESTSERVER:80"):  # the page's own origin (Host: testserver)
+        with client.websocket_connect("/api/listen?rate=8000", headers={"origin": origin}) as ws:
+            ws.send_text(json.dumps({"type": "clear"}))
+            assert ws.receive_json() == {"type": "cleared", "text": ""}
+    widened = limited(predictor, allow_origins=("http://evil.example",))
+    with widened.websocket_connect("/api/listen?rate=8000", headers={"origin": "http://evil.example"}) as ws:
+        ws.send_text(json.dumps({"type": "clear"}))
+        assert ws.receive_json() == {"type": "cleared", "text": ""}
+
+
+def test_streams_over_the_limit_are_told_to_come_back_later(predictor):
+    client = limited(predictor, max_streams=1)
+    with client.websocket_connect("/api/listen?rate=8000") as first:
+        first.send_text(json.dumps({"type": "clear"}))
+        assert first.receive_json()["type"] == "cleared"
+        with client.websocket_connect("/api/listen?rate=8000") as second:
+            code, reason = closed(second)
+        assert code == 1013 and "1 stream" in reason and "--max-streams" in reason
+    with client.websocket_connect("/api/listen?rate=8000") as again:  # the first one left: room again
+        again.send_text(json.dumps({"type": "clear"}))
+        assert again.receive_json()["type"] == "cleared"
+
+
+def test_an_idle_stream_is_closed(predictor):
+    with limited(predictor, idle_seconds=0.2).websocket_connect("/api/listen?rate=8000") as ws:
+        ws.send_bytes(SECOND)
+        code, reason = closed(ws)
+    assert code == 1008 and "no audio for 0.2 s" in reason
+
+
+@pytest.mark.parametrize("by", ["audio", "clock"])
+def test_a_stream_ends_at_the_session_limit(predictor, by):
+    client = limited(predictor, max_seconds=2.5 if by == "audio" else 0.3, idle_seconds=30)
+    with client.websocket_connect("/api/listen?rate=8000") as ws:
+        if by == "audio":  # audio faster than real time reaches the limit before the clock does
+            for _ in range(3):
+                ws.send_bytes(SECOND)
+        code, reason = closed(ws)
+    limit = "2.5" if by == "audio" else "0.3"
+    assert code == 1008 and f"the {limit} s session limit" in reason
+
+
+def test_words_come_one_by_one_without_the_whole_text_and_are_capped(predictor, counting):
+    with limited(predictor, max_words=3).websocket_connect("/api/listen?rate=8000") as ws:
+        ws.send_bytes(SECOND)
+        ws.send_bytes(SECOND)
+        word = {"probability": 0.9, "low_confidence": False}
+        assert [ws.receive_json() for _ in range(2)] == [  # the word alone, no "text"
+            {"type": "word", "word": {"digit": d, "start": t, "end": t + 0.5, **word}} for d, t in (("0", 0), ("1", 1))
+        ]
+        ws.send_text(json.dumps({"type": "clear"}))  # clearing empties what the stream keeps
+        assert ws.receive_json()["type"] == "cleared"
+        for _ in range(3):
+            ws.send_bytes(SECOND)
+        assert [ws.receive_json()["word"]["digit"] for _ in range(3)] == ["0", "1", "2"]
+        code, reason = closed(ws)
+    assert code == 1008 and "3 words" in reason and '"clear"' in reason
+
+
+def test_a_streams_work_runs_in_its_own_threads_not_the_loop_or_the_shared_pool(predictor, counting):
+    with limited(predictor).websocket_connect("/api/listen?rate=8000") as ws:
+        ws.send_bytes(SECOND)
+        ws.receive_json()
+    assert len(counting.threads) == 2  # the Listener's creation (the detector's first load) and one frame
+    assert all(name.startswith("spoken-digits-stream") for name in counting.threads), counting.threads
+
+
+def test_serve_options_reach_the_app_and_uvicorn(monkeypatch, predictor):
+    import uvicorn
+
+    from spoken_digits.apps import serve as serving
+    from spoken_digits.apps.cli import build_parser
+    from spoken_digits.apps.limits import StreamLimits
+
+    argv = ["serve", "m.pt", "--max-streams", "3", "--max-session", "60", "--max-words", "20", "--idle", "5"]
+    args = build_parser().parse_args([*argv, "--allow-origin", "http://a.example", "--allow-origin", "http://b.example"])
+    limits = StreamLimits.from_args(args)
+    assert limits == StreamLimits(
+        max_streams=3, max_seconds=60, max_words=20, idle_seconds=5,
+        allow_origins=("http://a.example", "http://b.example"), workers=limits.workers,
+    )  # fmt: skip
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))
+    serving.serve(predictor, limits=limits)
+    assert seen["ws_max_size"] <= 2 * serving.MAX_FRAME_BYTES  # a bigger frame is refused before it is buffered
+
+
+def test_streams_wait_while_an_upload_is_answered(predictor, counting, monkeypatch):
+    """Uploads first: a frame that arrives during an upload is heard once the upload is answered."""
+    from spoken_digits.apps import serve as serving
+
+    answering, release, order = threading.Event(), threading.Event(), []
+    inspect = serving._inspect
+
+    def slow_inspect(*args):
+        answering.set()
+        release.wait(timeout=20)
+        order.append("upload")
+        return inspect(*args)
+
+    monkeypatch.setattr(serving, "_inspect", slow_inspect)
+    feed = CountingListener.feed
+    monkeypatch.setattr(CountingListener, "feed", lambda self, chunk: order.append("frame") or feed(self, chunk))
+    client = TestClient(create_app(predictor))
+    with client, client.websocket_connect("/api/listen?rate=8000") as ws:  # one event loop for both
+        ws.send_text(json.dumps({"type": "clear"}))
+        ws.receive_json()  # the stream is open
+        upload = threading.Thread(target=lambda: client.post("/api/predict", content=wav_bytes(TONE, 8000)))
+        upload.start()
+        assert answering.wait(timeout=20)
+        ws.send_bytes(SECOND)
+        time.sleep(0.2)  # the frame has arrived, and waits (up to live.UPLOADS_FIRST s)
+        release.set()
+        ws.receive_json()
+        upload.join(timeout=20)
+    assert order == ["upload", "frame"]

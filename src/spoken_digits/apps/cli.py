@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from spoken_digits.apps import commands, options
+from spoken_digits.apps import commands, limits, options
 from spoken_digits.errors import SpokenDigitsError
 
 
@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     options.device_option(w)
     w.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     w.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    limits.add_options(w)
 
     d = sub.add_parser(
         "diagnose",

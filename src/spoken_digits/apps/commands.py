@@ -213,7 +213,9 @@ def serve(args: argparse.Namespace) -> int:
 
     # a bad file fails here, in one line, before the server starts
     predictor = load_predictor(args.checkpoint, device=str(check_device(args.device)))
-    serve(predictor, host=args.host, port=args.port)
+    from spoken_digits.apps.limits import StreamLimits
+
+    serve(predictor, host=args.host, port=args.port, limits=StreamLimits.from_args(args))
     return 0
 
 

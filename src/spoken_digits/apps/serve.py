@@ -4,36 +4,32 @@ FastAPI on uvicorn. Inference runs in a worker thread, never on the event loop. 
 are capped while they stream in, whatever their encoding, and bad audio gets a 4xx with a JSON
 `error`, never a 500. Serves a checkpoint (.pt) or an exported ONNX model alike.
 
-Live listening: the WebSocket /api/listen?rate=HZ takes binary frames of mono float32 samples
-(little-endian) and answers {"type": "word", "word": {...}, "text": the string so far} as each word
-is recognised; text frames {"type": "clear"} and {"type": "end"} clear the string and end the
-stream. A bad frame gets {"type": "error", "message": ...} and the stream goes on.
+Live listening, the WebSocket /api/listen, lives in `live.py`, with its limits and its own threads.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncGenerator, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing, asynccontextmanager
 from importlib import resources
 from typing import Any, Protocol
 
 import numpy as np
-from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from spoken_digits.apps.limits import StreamLimits
+from spoken_digits.apps.live import MAX_FRAME_BYTES, Streams
 from spoken_digits.config import AudioConfig, RunConfig
-from spoken_digits.errors import AudioError, SpokenDigitsError
+from spoken_digits.errors import AudioError
 from spoken_digits.frontend import audio
 from spoken_digits.recognize.predict import Inspection
-from spoken_digits.recognize.stream import Listener
 
 MAX_BYTES = 10 * 1024 * 1024  # largest accepted request body
 MAX_SECONDS = 30.0  # longest accepted audio
-MAX_FRAME_BYTES = 256 * 1024  # largest WebSocket frame of audio (over 1 s of 48 kHz float32)
 
 
 class BodyTooLarge(Exception):
@@ -57,9 +53,17 @@ class Model(Protocol):
     def model_probabilities(self, prepared: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray: ...
 
 
-def create_app(predictor: Model, *, max_bytes: int = MAX_BYTES) -> FastAPI:
-    """The web app around one loaded model."""
-    app = FastAPI(title="spoken-digits", version="1", summary="Recognise a spoken digit in an audio clip.")
+def create_app(predictor: Model, *, max_bytes: int = MAX_BYTES, limits: StreamLimits | None = None) -> FastAPI:
+    """The web app around one loaded model; `limits` bound its live streams (default: StreamLimits())."""
+    streams = Streams(predictor, limits or StreamLimits())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        streams.pool.shutdown(wait=False, cancel_futures=True)
+
+    summary = "Recognise a spoken digit in an audio clip."
+    app = FastAPI(title="spoken-digits", version="1", summary=summary, lifespan=lifespan)
     page = resources.files("spoken_digits").joinpath("apps/web/index.html").read_text(encoding="utf-8")
     cfg = predictor.config
     max_duration = min(MAX_SECONDS, cfg.audio.max_duration)
@@ -97,89 +101,18 @@ def create_app(predictor: Model, *, max_bytes: int = MAX_BYTES) -> FastAPI:
         if not data:
             return _error(400, "no audio: send the file as the request body or as a multipart field 'file'")
         try:
-            result = await run_in_threadpool(_inspect, predictor, data, name, max_duration)
+            async with streams.upload():  # the streams wait while an upload is decoded
+                result = await run_in_threadpool(_inspect, predictor, data, name, max_duration)
         except AudioError as exc:
             return _error(422, str(exc))
         return JSONResponse(result)
 
     @app.websocket("/api/listen")
     async def listen(socket: WebSocket) -> None:
-        """Live listening: see the module docstring for the protocol."""
-        await _listen(socket, predictor)
+        """Live listening: see live.py for the protocol and its limits."""
+        await streams.serve(socket)
 
     return app
-
-
-async def _listen(socket: WebSocket, predictor: Model) -> None:
-    """One live stream: accept it, check its rate, then converse until it ends."""
-    await socket.accept()
-    rate = socket.query_params.get("rate", "")
-    if not rate.isdigit() or not 8000 <= int(rate) <= 192_000:
-        await socket.send_json({"type": "error", "message": f"rate must be 8000-192000 Hz (?rate=48000), got {rate!r}"})
-        await socket.close(code=1008)
-        return
-    listener = Listener(predictor, int(rate))  # type: ignore[arg-type]  # any Model is a BasePredictor
-    try:
-        await _converse(socket, listener)
-    except WebSocketDisconnect:
-        return  # the client left mid-stream: nothing to answer
-
-
-async def _converse(socket: WebSocket, listener: Listener) -> None:
-    """Audio frames in, words out, until the client leaves or sends "end"."""
-    while True:
-        message = await socket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        ending = False
-        if message.get("bytes") is not None:
-            problem, samples = _samples(message["bytes"])
-            if problem:
-                await socket.send_json({"type": "error", "message": problem})
-                continue
-            try:
-                words = await run_in_threadpool(listener.feed, samples)
-            except (SpokenDigitsError, ValueError) as exc:
-                await socket.send_json({"type": "error", "message": str(exc)})
-                continue
-        else:
-            command = _command(message.get("text") or "")
-            if command == "clear":
-                listener.clear()
-                await socket.send_json({"type": "cleared", "text": ""})
-                continue
-            if command != "end":
-                await socket.send_json({"type": "error", "message": command})
-                continue
-            words, ending = await run_in_threadpool(listener.finish), True
-        for word in words:
-            await socket.send_json({"type": "word", "word": word.to_dict(), "text": listener.text})
-        if ending:
-            await socket.send_json({"type": "done", "text": listener.text})
-            await socket.close()
-            return
-
-
-def _samples(data: bytes) -> tuple[str, np.ndarray]:
-    """A frame's float32 samples, or what is wrong with it."""
-    empty = np.zeros(0, np.float32)
-    if len(data) > MAX_FRAME_BYTES:
-        return f"audio frame of {len(data)} bytes is over the {_size(MAX_FRAME_BYTES)} limit: send shorter ones", empty
-    if len(data) % 4:
-        return f"audio frame of {len(data)} bytes is not whole float32 samples (4 bytes each)", empty
-    samples = np.frombuffer(data, dtype="<f4").astype(np.float32)
-    if not np.isfinite(samples).all():
-        return "audio frame holds NaN or infinite samples", empty
-    return "", samples
-
-
-def _command(text: str) -> str:
-    """"clear" or "end" from a JSON text frame, else a message saying what is wrong."""
-    try:
-        kind = json.loads(text).get("type")
-    except (json.JSONDecodeError, AttributeError):
-        return 'text frames must be JSON such as {"type": "clear"} or {"type": "end"}'
-    return kind if kind in ("clear", "end") else f'unknown command {kind!r}: use "clear" or "end"'
 
 
 async def _read_upload(request: Request, max_bytes: int) -> tuple[str, bytes]:
@@ -259,8 +192,14 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def serve(predictor: Model, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(predictor: Model, *, host: str = "127.0.0.1", port: int = 8000, limits: StreamLimits | None = None) -> None:
     """Serve the page and API for `predictor` until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(predictor), host=host, port=port, log_level="info")
+    app = create_app(predictor, limits=limits)
+    # WebSocket frames: one over twice the limit closes the stream (1009) as it arrives, and at most four
+    # wait per stream, instead of uvicorn's 16 MB and 32, so streams cannot fill the memory. No keep-alive
+    # pings: a stream the server is behind on does not read the pong and was closed (1011) for it; the
+    # idle limit ends a stream whose client has gone.
+    frames = {"ws_max_size": 2 * MAX_FRAME_BYTES, "ws_max_queue": 4, "ws_ping_interval": None}
+    uvicorn.run(app, host=host, port=port, log_level="info", **frames)  # type: ignore[arg-type]

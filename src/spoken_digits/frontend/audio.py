@@ -27,6 +27,7 @@ from spoken_digits.frontend import endpoint
 SILENCE_PEAK = 1e-4  # a clip whose loudest sample is below -80 dBFS is treated as silent
 MIN_RATE = 1000  # Hz; lower rates cannot carry speech and are almost certainly a broken header
 MAX_SAMPLES = 2**25  # frames x channels decoded at most (128 MB as float32), whatever the header claims
+READ_BLOCK = 16_384  # frames decoded at a time (1.3 MB of float32 for 20 channels)
 # No spoken digit is shorter: FSDD's shortest is 0.14 s (a "six"); 0.1 s is also under 10 frames of
 # a 25 ms / 10 ms analysis, too little for any model to tell ten words apart.
 MIN_SECONDS = 0.1
@@ -66,34 +67,58 @@ def read_audio_bytes(data: bytes, sr: int, *, name: str = "upload", max_duration
 
 
 def _decode(source: Path | BinaryIO, name: str, sr: int, max_duration: float) -> np.ndarray:
-    """Decode, check and convert one audio file (see read_audio); `name` labels every error."""
+    """Decode, check and convert one audio file (see read_audio); `name` labels every error.
+
+    Read in blocks, each mixed to mono and resampled to `sr` as it comes, so the memory needed follows
+    the result (at `sr`, mono), not the file's rate and channels: a small upload cannot decode to a
+    large buffer. The decode also stops at `max_duration` when the header's frame count is wrong.
+    """
     try:
         with sf.SoundFile(source) as f:
-            rate, frames = f.samplerate, f.frames
+            rate, frames, channels = f.samplerate, f.frames, f.channels
             if rate < MIN_RATE:
                 raise AudioError(f"{name}: unusable sample rate {rate} Hz (need >= {MIN_RATE} Hz)")
             if frames > max_duration * rate:
                 raise AudioError(f"{name}: {frames / rate:.1f} s of audio is over the {max_duration:g} s limit")
-            if frames * f.channels > MAX_SAMPLES:
+            if frames * channels > MAX_SAMPLES:
                 raise AudioError(
-                    f"{name}: {f.channels} channels x {frames} frames is too much audio to read "
+                    f"{name}: {channels} channels x {frames} frames is too much audio to read "
                     f"(limit {MAX_SAMPLES} samples)"
                 )
-            data = f.read(dtype="float32", always_2d=True)  # (samples, channels)
+            mono, n, peak = _read_mono(f, name, sr, math.floor(max_duration * rate))
     except sf.LibsndfileError as exc:
         raise AudioError(f"{name}: not a readable audio file ({exc.error_string})") from None
     except (RuntimeError, TypeError, ValueError) as exc:  # soundfile's other ways to reject a file
         raise AudioError(f"{name}: not a readable audio file ({exc})") from None
-    if data.shape[0] == 0:
+    if n == 0:
         raise AudioError(f"{name}: contains no audio samples")
-    _check_finite(data, name)
-    _check_length(data.shape[0], rate, name)  # the file's own duration, before resampling
-    mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
-    _check_level(mono, name)
-    if rate != sr:
-        mono = soxr.resample(mono, rate, sr, quality="HQ").astype(np.float32, copy=False)
+    _check_length(n, rate, name)  # the file's own duration, before resampling
+    _check_peak(peak, name)
     _check_speech_band(mono, sr, name)  # what the model will hear, after resampling
     return mono
+
+
+def _read_mono(f: sf.SoundFile, name: str, sr: int, max_frames: int) -> tuple[np.ndarray, int, float]:
+    """(mono audio at `sr`, frames read, peak of the mono mix) of an open file, read a block at a time.
+
+    Raises AudioError for non-finite samples, and once more than `max_frames` frames come.
+    """
+    resampler = None if f.samplerate == sr else soxr.ResampleStream(f.samplerate, sr, 1, quality="HQ")
+    block = np.empty((READ_BLOCK, f.channels), np.float32)  # (frames, channels), reused for every block
+    parts, n, peak = [], 0, 0.0
+    while True:
+        got = f.read(out=block, dtype="float32", always_2d=True)  # a view of `block`: no new buffer
+        last = len(got) < READ_BLOCK
+        n += len(got)
+        if n > max_frames:
+            limit = max_frames / f.samplerate
+            raise AudioError(f"{name}: more than {limit:g} s of audio is over the {limit:g} s limit")
+        _check_finite(got, name)
+        mono = got[:, 0].copy() if f.channels == 1 else got.mean(axis=1, dtype=np.float32)
+        peak = max(peak, float(np.abs(mono).max(initial=0.0)))
+        parts.append(mono if resampler is None else resampler.resample_chunk(mono, last=last))
+        if last:
+            return np.concatenate(parts).astype(np.float32, copy=False), n, peak
 
 
 def require_speech(y: np.ndarray, sr: int, *, name: str) -> None:
@@ -127,7 +152,10 @@ def _check_length(n: int, rate: int, name: str) -> None:
 
 
 def _check_level(y: np.ndarray, name: str) -> None:
-    peak = float(np.abs(y).max())
+    _check_peak(float(np.abs(y).max()), name)
+
+
+def _check_peak(peak: float, name: str) -> None:
     if peak < SILENCE_PEAK:
         level = "digital silence" if peak == 0 else f"peak {20 * math.log10(peak):.0f} dBFS"
         raise AudioError(f"{name}: audio is silent ({level})")
