@@ -59,24 +59,36 @@ DATA_OPTIONS = {"data", "no_download", "speaker_pattern", "classes", "skip_bad",
 RUN_OPTIONS = {"command", "resume", *DATA_OPTIONS}  # every other train option shapes the config
 
 
-def _dataset(args: argparse.Namespace) -> Any:
-    """The dataset the options name (data/sources.py), opened and checked before any training starts."""
+def _dataset(args: argparse.Namespace, saved: Any = None) -> Any:
+    """The dataset the options name (data/sources.py), opened and checked before any training starts; with
+    `saved` (a DataOptions), each data option not given is taken from it."""
     from spoken_digits.data.sources import open_dataset
 
+    options = _data_options(args)
+    if saved is not None:
+        options = options.over(saved)
     return open_dataset(
         args.data,
         download=not args.no_download,
-        speaker_pattern=args.speaker_pattern,
-        classes=args.classes,
-        skip_bad=args.skip_bad,
-        mixed_rates=args.mixed_rates,
+        speaker_pattern=options.speaker_pattern,
+        classes=options.classes,
+        skip_bad=bool(options.skip_bad),
+        mixed_rates=bool(options.mixed_rates),
     )
+
+
+def _data_options(args: argparse.Namespace) -> Any:
+    """The data options given on the command line (None for each one not given)."""
+    from spoken_digits.data.clips import DataOptions
+
+    return DataOptions(args.speaker_pattern, args.classes, args.skip_bad or None, args.mixed_rates or None)
 
 
 def train(args: argparse.Namespace) -> int:
     from spoken_digits.device import check_device
     from spoken_digits.models.nets import create_model
     from spoken_digits.training.experiment import headline, resumable_config, resume_run, train_run
+    from spoken_digits.training.rundata import saved_data
 
     say = lambda line: print(line, file=sys.stderr)  # noqa: E731
     if args.resume is not None:
@@ -87,8 +99,12 @@ def train(args: argparse.Namespace) -> int:
             raise ParameterError(f"--resume continues with the run's own config.json; drop {', '.join(given)}")
         out = args.resume
         cfg = resumable_config(out)  # its device decides the process group's backend below
-        data = _dataset(args)
-        run = lambda: resume_run(out, data=data, say=say, workers=args.workers, skip_bad=args.skip_bad)  # noqa: E731
+        root, saved = saved_data(out)  # the run's own dataset and data options, unless given (then compared)
+        if args.data is None and root is not None and Path(root).exists():
+            args.data = root
+        data = _dataset(args, saved)
+        skip_bad = bool(args.skip_bad or saved.skip_bad)
+        run = lambda: resume_run(out, data=data, say=say, workers=args.workers, skip_bad=skip_bad)  # noqa: E731
     else:
         cfg = _run_config(args)
         create_model(cfg.model.name, n_features=cfg.n_features, n_classes=10, **cfg.model.params)  # fail fast
@@ -135,10 +151,16 @@ def _distributed(device: str) -> Iterator[None]:
 def evaluate(args: argparse.Namespace) -> int:
     from spoken_digits.evaluation.evaluate import evaluate_checkpoint
 
+    # no --split: the model's own; no --data: its run's dataset, read with the run's data options
+    split = None if args.split is None else SplitConfig(name=args.split, speaker=args.speaker)
+    if split is None and args.speaker is not None:
+        raise ParameterError("--speaker needs --split loso")
     metrics = evaluate_checkpoint(
         args.checkpoint,
-        SplitConfig(name=args.split, speaker=args.speaker),
-        data=_dataset(args),
+        split,
+        data=args.data,
+        options=_data_options(args),
+        download=not args.no_download,
         out=args.out,
         device=args.device,
     )
