@@ -59,21 +59,17 @@ DATA_OPTIONS = {"data", "no_download", "speaker_pattern", "classes", "skip_bad",
 RUN_OPTIONS = {"command", "resume", *DATA_OPTIONS}  # every other train option shapes the config
 
 
-def _dataset(args: argparse.Namespace, saved: Any = None) -> Any:
-    """The dataset the options name (data/sources.py), opened and checked before any training starts; with
-    `saved` (a DataOptions), each data option not given is taken from it."""
+def _dataset(args: argparse.Namespace) -> Any:
+    """The dataset the options name (data/sources.py), opened and checked before any training starts."""
     from spoken_digits.data.sources import open_dataset
 
-    options = _data_options(args)
-    if saved is not None:
-        options = options.over(saved)
     return open_dataset(
         args.data,
         download=not args.no_download,
-        speaker_pattern=options.speaker_pattern,
-        classes=options.classes,
-        skip_bad=bool(options.skip_bad),
-        mixed_rates=bool(options.mixed_rates),
+        speaker_pattern=args.speaker_pattern,
+        classes=args.classes,
+        skip_bad=args.skip_bad,
+        mixed_rates=args.mixed_rates,
     )
 
 
@@ -102,9 +98,10 @@ def train(args: argparse.Namespace) -> int:
         root, saved = saved_data(out)  # the run's own dataset and data options, unless given (then compared)
         if args.data is None and root is not None and Path(root).exists():
             args.data = root
-        data = _dataset(args, saved)
-        skip_bad = bool(args.skip_bad or saved.skip_bad)
-        run = lambda: resume_run(out, data=data, say=say, workers=args.workers, skip_bad=skip_bad)  # noqa: E731
+        vars(args).update(_data_options(args).over(saved).to_dict())
+        args.skip_bad, args.mixed_rates = bool(args.skip_bad), bool(args.mixed_rates)
+        data = _dataset(args)
+        run = lambda: resume_run(out, data=data, say=say, workers=args.workers, skip_bad=args.skip_bad)  # noqa: E731
     else:
         cfg = _run_config(args)
         create_model(cfg.model.name, n_features=cfg.n_features, n_classes=10, **cfg.model.params)  # fail fast
