@@ -96,7 +96,8 @@ def evaluate_split_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--split",
         choices=[s.value for s in SplitName],
-        help=SPLIT_HELP + " (default: the split the model's run tested on, with its data options)",
+        help=SPLIT_HELP + " (default: the split the model's run tested on; without --data, its run's dataset "
+        "when that folder is still there; data options not given are the run's, for its own dataset)",
     )
     p.add_argument("--speaker", help="with --split loso: hold out only this speaker")
 
