@@ -43,7 +43,7 @@ def shares(n_fit: int, n_val: int, n_test: int) -> dict[str, float]:
 def training_slices(corpus: Corpus, fold: Fold, val_fraction: float, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(fit, validation) indices within the fold's training clips: the dataset's own validation clips when it
     has them (Speech Commands' list, a split column or folder); whole speakers for the speakers split when
-    enough speakers are left (else clips at random, see `validation_note`); else a stratified `val_fraction`."""
+    enough speakers are left (else clips at random, as `fold_summary` says); else a stratified `val_fraction`."""
     own = np.array([corpus.data.clips[i].split == "validation" for i in fold.train], dtype=bool)
     if own.any():
         return fold.train[~own], fold.train[own]
@@ -66,7 +66,9 @@ def fold_summary(corpus: Corpus, fold: Fold, fit: np.ndarray, val: np.ndarray) -
     if fold.name == "speakers":
         line += f"; test speakers: {', '.join(sorted(set(corpus.speakers[fold.test].tolist())))}"
         held = sorted(set(corpus.speakers[val].tolist()))
-        if len(val) and not set(held) & set(corpus.speakers[fit].tolist()):
+        if any(corpus.data.clips[i].split == "validation" for i in val):
+            line += "; validation: the dataset's own"
+        elif len(val) and not set(held) & set(corpus.speakers[fit].tolist()):
             line += f"; validation speakers: {', '.join(held)}"
         elif len(val):
             line += "; validation: clips at random (too few training speakers to hold whole ones out)"
