@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +12,13 @@ import pytest
 import soundfile as sf
 from tests.conftest import SR, digit_voice
 
-from spoken_digits.config import SplitConfig, SplitName
+from spoken_digits.config import SplitConfig, SplitName, preset
 from spoken_digits.data import fsdd
 from spoken_digits.data.sources import open_dataset
-from spoken_digits.data.splits import check_duplicates, make_folds
+from spoken_digits.data.splits import make_folds
 from spoken_digits.errors import DatasetError, ParameterError
+from spoken_digits.training.experiment import train_run
+from spoken_digits.training.rundata import split_note
 
 WORDS = ("alpha", "bravo", "charlie")
 
@@ -60,15 +64,57 @@ def test_class_folders_with_split_folders_give_the_official_split(tmp_path):
 
 
 def test_official_without_own_split_holds_out_speakers_else_random(tmp_path):
-    data = open_dataset(_folders(tmp_path / "a"), speaker_pattern=r"^([a-z]+)_")
+    six = ("ann", "bob", "cat", "dan", "eve", "fay")
+    data = open_dataset(_folders(tmp_path / "a", speakers=six), speaker_pattern=r"^([a-z]+)_")
     (fold,) = make_folds(data.clips, SplitConfig(SplitName.OFFICIAL))
     assert fold.name == "speakers"
     test_speakers = {data.clips[i].speaker for i in fold.test}
     assert test_speakers and not test_speakers & {data.clips[i].speaker for i in fold.train}
     unknown = open_dataset(tmp_path / "a")  # no pattern: speakers unknown
     assert make_folds(unknown.clips, SplitConfig(SplitName.OFFICIAL))[0].name == "random"
+    assert "because the speakers are unknown (give --speaker-pattern" in split_note(unknown, SplitName.OFFICIAL)
     with pytest.raises(DatasetError, match=r"needs every clip's speaker.*--speaker-pattern"):
         make_folds(unknown.clips, SplitConfig(SplitName.LOSO))
+    four = open_dataset(_folders(tmp_path / "b"), speaker_pattern=r"^([a-z]+)_")  # one speaker is 25%: too many
+    assert make_folds(four.clips, SplitConfig(SplitName.OFFICIAL))[0].name == "random"
+    assert "because 4 speakers are too few" in split_note(four, SplitName.OFFICIAL)
+
+
+def test_a_blank_speaker_cell_is_named_when_it_turns_official_into_random(tmp_path):
+    six = ("ann", "bob", "cat", "dan", "eve", "fay")
+    _folders(tmp_path / "audio", speakers=six)
+    rows = ["path,label,speaker"] + [
+        f"audio/{word}/{s}_{t}.wav,{word},{s}" for word in WORDS for s in six for t in range(2)
+    ]
+    (tmp_path / "full.csv").write_text("\n".join(rows) + "\n")
+    assert make_folds(open_dataset(tmp_path / "full.csv").clips, SplitConfig())[0].name == "speakers"
+    rows[5] = rows[5].rsplit(",", 1)[0] + ","  # line 6: the speaker cell left blank
+    (tmp_path / "blank.csv").write_text("\n".join(rows) + "\n")
+    data = open_dataset(tmp_path / "blank.csv")
+    assert make_folds(data.clips, SplitConfig())[0].name == "random"
+    note = split_note(data, SplitName.OFFICIAL)
+    assert f"{tmp_path / 'blank.csv'}, line 6 has a blank speaker cell (audio/alpha/cat_0.wav)" in note
+    assert "holds out random clips (speakers shared between training and test)" in note
+
+
+def test_a_speaker_column_and_a_speaker_pattern_together_are_refused(tmp_path):
+    _folders(tmp_path / "audio")
+    (tmp_path / "m.csv").write_text("path,label,speaker\naudio/alpha/ann_0.wav,alpha,ann\n")
+    with pytest.raises(DatasetError, match=r"m.csv: --speaker-pattern '\^\(\.\+\)_' given, but the manifest has a "
+                       r"speaker column \(speaker\).*drop --speaker-pattern"):  # fmt: skip
+        open_dataset(tmp_path / "m.csv", speaker_pattern="^(.+)_")
+
+
+def test_folders_starting_with_an_underscore_are_left_out_and_named(tmp_path):
+    root = _folders(tmp_path / "kw")
+    _write(root / "_unknown_" / "ann_0.wav")
+    _write(root / "_unknown_" / "bob_0.wav")
+    _write(root / "_background_" / "hum.wav")
+    data = open_dataset(root)
+    assert data.classes == WORDS and not any(c.path.parent.name.startswith("_") for c in data.clips)
+    (note,) = data.notes
+    assert f"left out 2 folder(s) whose names start with _ ({root / '_background_'}, {root / '_unknown_'})" in note
+    assert not open_dataset(_folders(tmp_path / "plain")).notes
 
 
 def test_speakers_split_is_seeded_disjoint_and_about_the_fraction(tmp_path):
@@ -208,14 +254,23 @@ def test_unknown_layouts_and_paths_are_clear_errors(tmp_path):
         open_dataset(tmp_path, speaker_pattern="(")
 
 
-def test_identical_recordings_across_a_split_are_refused(tmp_path):
-    data = open_dataset(_folders(tmp_path), speaker_pattern=r"^([a-z]+)_")
-    (fold,) = make_folds(data.clips, SplitConfig(SplitName.SPEAKERS, test_fraction=0.3))
-    digests = [c.path.name + c.label for c in data.clips]  # all distinct
-    check_duplicates(data.clips, digests, [fold])
-    digests[fold.test[0]] = digests[fold.train[0]]
-    with pytest.raises(DatasetError, match=r"1 test file\(s\) of fold speakers are byte-identical to training"):
-        check_duplicates(data.clips, digests, [fold])
+def test_identical_recordings_across_a_split_are_refused_before_training(tmp_path):
+    """Real copies, found by train_run from the files' bytes: a test file equal to a training file is refused,
+    and so is one equal up to its name only; different recordings of the same word are not."""
+    for split, speakers in (("train", ("ann", "bob")), ("test", ("cat",))):
+        for w, word in enumerate(WORDS):
+            for speaker in speakers:
+                _write(tmp_path / "ok" / split / word / f"{speaker}_0.wav", w, seed=100 * w + ord(speaker[0]))
+    cfg = dataclasses.replace(preset("clean"), train=dataclasses.replace(preset("clean").train, epochs=1))
+    metrics = train_run(cfg, tmp_path / "run-ok", data=tmp_path / "ok")  # distinct files: trains
+    assert metrics["n_test"] == 3
+    copy = tmp_path / "copied"
+    shutil.copytree(tmp_path / "ok", copy)
+    shutil.copyfile(copy / "train" / "bravo" / "bob_0.wav", copy / "test" / "bravo" / "cat_0.wav")
+    with pytest.raises(DatasetError, match=r"1 test file\(s\) of fold official are byte-identical to training "
+                       r"files .*train/bravo/bob_0.wav = .*test/bravo/cat_0.wav; remove the copies"):  # fmt: skip
+        train_run(cfg, tmp_path / "run-copied", data=copy)
+    assert not (tmp_path / "run-copied" / "config.json").exists()  # refused before anything was written
 
 
 def relay(recordings: Path, root: Path, layout: str) -> Path:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from spoken_digits.config import SplitConfig, SplitName
+from spoken_digits.data.clips import Clip as ClipG
 from spoken_digits.data.fsdd import Clip, as_clips
 from spoken_digits.data.splits import make_folds
 from spoken_digits.errors import ParameterError
@@ -65,3 +66,52 @@ def test_unknown_split_lists_the_choices():
     choices = "official, random, speakers, loso, all"
     with pytest.raises(ParameterError, match=f"unknown split 'holdout'; choose one of: {choices}"):
         SplitConfig("holdout")
+
+
+def _speaker_clips(sizes: dict[str, int]) -> list:
+    """Clips of two classes from speakers with the given numbers of clips (no split of their own)."""
+    return [
+        ClipG(Path(f"{name}_{i}.wav"), str(i % 2), name) for name, size in sizes.items() for i in range(size)
+    ]
+
+
+def _shares(clips: list, fold) -> float:
+    return len(fold.test) / len(clips)
+
+
+@pytest.mark.parametrize("n", [3, 4])
+def test_too_few_equal_speakers_are_refused_with_what_to_do(n):
+    clips = _speaker_clips({f"s{i}": 30 for i in range(n)})
+    with pytest.raises(ParameterError, match=rf"{n} speakers are too few .* about 10% .*--split random.*--split loso"):
+        make_folds(clips, SplitConfig(SplitName.SPEAKERS))
+    (fold,) = make_folds(clips, SplitConfig(SplitName.OFFICIAL))  # no split of its own: random, not a third
+    assert fold.name == "random" and _shares(clips, fold) == pytest.approx(0.1, abs=0.02)
+
+
+def test_equal_speakers_hold_out_one_when_it_is_within_twice_the_fraction():
+    clips = _speaker_clips({f"s{i}": 30 for i in range(6)})  # FSDD-like: one speaker is 17%
+    for seed in range(6):
+        (fold,) = make_folds(clips, SplitConfig(SplitName.SPEAKERS), seed=seed)
+        assert len({clips[i].speaker for i in fold.test}) == 1 and _shares(clips, fold) == pytest.approx(1 / 6)
+    held = {make_folds(clips, SplitConfig(SplitName.SPEAKERS), seed=s)[0].test[0] for s in range(6)}
+    assert len(held) > 1  # the seed chooses who
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_dominant_speaker_is_never_held_out_and_the_share_stays_near_the_fraction(seed):
+    sizes = {"boss": 170, **{f"s{i}": 5 for i in range(6)}}  # 85% of the clips from one speaker
+    clips = _speaker_clips(sizes)
+    (fold,) = make_folds(clips, SplitConfig(SplitName.SPEAKERS), seed=seed)
+    tested = {clips[i].speaker for i in fold.test}
+    assert "boss" not in tested and not tested & {clips[i].speaker for i in fold.train}
+    assert 0.05 <= _shares(clips, fold) <= 0.15
+
+
+def test_many_unequal_speakers_approach_the_fraction_and_never_pass_the_cap():
+    rng = np.random.default_rng(0)
+    sizes = {f"s{i}": int(n) for i, n in enumerate(rng.integers(5, 60, 25))}
+    clips = _speaker_clips(sizes)
+    for seed in range(10):
+        for fraction in (0.1, 0.2):
+            (fold,) = make_folds(clips, SplitConfig(SplitName.SPEAKERS, test_fraction=fraction), seed=seed)
+            assert abs(_shares(clips, fold) - fraction) <= 0.03, (seed, fraction)

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
+from pathlib import Path
 
 import pytest
+import soundfile as sf
 import torch
+from tests.conftest import SR, digit_voice
 
-from spoken_digits.config import TrainConfig
+from spoken_digits.apps.cli import main
+from spoken_digits.config import SplitConfig, SplitName, TrainConfig, preset
+from spoken_digits.data.sources import open_dataset
+from spoken_digits.data.splits import make_folds
 from spoken_digits.errors import ParameterError
 from spoken_digits.frontend.batches import FeatureSet
+from spoken_digits.models import checkpoint
 from spoken_digits.models.nets import create_model
+from spoken_digits.training import experiment
 from spoken_digits.training.train import fit, predict_logits, seed_everything
 
 
@@ -111,3 +120,91 @@ def test_an_ensemble_trains_its_members_independently_and_averages_them():
     assert not torch.equal(model.members[0].head[1].weight, model.members[1].head[1].weight)
     with pytest.raises(ParameterError, match="members"):
         create_model("conv1d", n_features=8, n_classes=4, members=0)
+
+
+# --- a run's data options travel with it: evaluate and --resume use them, and overlap is found by content ---
+
+WORDS = {"lights": 1, "music": 4, "stop": 8}
+VOICES = ("ann", "bob", "cat", "dan", "eve")
+PATTERN = "^([a-z]+)_"
+
+
+@pytest.fixture(scope="module")
+def words(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Class folders: 3 words x 5 speakers (named in the file names) x 10 takes = 150 clips, no split of their own."""
+    root = tmp_path_factory.mktemp("words")
+    for word, voice in WORDS.items():
+        (root / word).mkdir()
+        for s, speaker in enumerate(VOICES):
+            for take in range(10):
+                y = digit_voice(voice, speaker=s, seed=700 * s + 10 * voice + take)
+                sf.write(root / word / f"{speaker}_{take}.wav", y, SR, subtype="PCM_16")
+    return root
+
+
+RUN_ARGS = ["--preset", "clean", "--model", "gru", "--param", "hidden=16", "--no-download"]
+
+
+@pytest.fixture(scope="module")
+def speaker_run(words: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("speaker-run")
+    argv = ["train", "--data", str(words), "--out", str(out), "--epochs", "2", "--speaker-pattern", PATTERN]
+    assert main([*argv, *RUN_ARGS]) == 0
+    return out
+
+
+def test_a_speaker_run_saves_its_data_options_and_real_shares(speaker_run, words):
+    metrics = json.loads((speaker_run / "metrics.json").read_text())
+    assert metrics["split_used"] == "speakers" and metrics["n_test"] == 30  # one speaker of five: 20%, the cap
+    assert metrics["shares"] == {"train": 0.72, "validation": 0.08, "test": 0.2}  # 4 speakers left: clips
+    record = json.loads((speaker_run / "data.json").read_text())
+    assert record["options"]["speaker_pattern"] == PATTERN
+    assert checkpoint.load(speaker_run / "model.pt").info["data_options"]["speaker_pattern"] == PATTERN
+
+
+def test_evaluate_uses_the_runs_own_data_options_and_warns_on_trained_clips(speaker_run, words, capsys):
+    """The review's case: a model trained on a speaker split, evaluated without --speaker-pattern, was scored on
+    a random split of which 12 of 15 test clips had been trained on, without a warning."""
+    trained = json.loads((speaker_run / "metrics.json").read_text())
+    model = str(speaker_run / "model.pt")
+    for argv in (["evaluate", model], ["evaluate", model, "--data", str(words)]):  # the run's data and pattern
+        assert main(argv) == 0
+        captured = capsys.readouterr()
+        metrics = json.loads(captured.out)
+        assert metrics["split"] == "official" and metrics["n_test"] == trained["n_test"] == 30
+        assert set(metrics["per_speaker"]) == set(trained["per_speaker"]) and metrics["seen_in_training"] == 0
+        assert "warning" not in captured.err
+    # a split that mixes trained clips in is flagged, whatever its name: counted from the files' content
+    assert main(["evaluate", model, "--split", "random"]) == 0
+    captured = capsys.readouterr()
+    metrics = json.loads(captured.out)
+    held = set(trained["per_speaker"])
+    seen = sum(speaker not in held for speaker in _random_test_speakers(words))
+    assert metrics["n_test"] == 15 and metrics["seen_in_training"] == seen >= 10
+    assert f"{seen} of 15 test clips were in this model's training data" in captured.err
+
+
+def _random_test_speakers(words: Path) -> list[str]:
+    data = open_dataset(words, speaker_pattern=PATTERN)
+    (fold,) = make_folds(data.clips, SplitConfig(SplitName.RANDOM), seed=preset("clean").train.seed)
+    return [data.clips[i].speaker for i in fold.test]
+
+
+def test_resume_takes_the_runs_data_options_and_refuses_others(words, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(words), "--out", str(out), "--epochs", "2", "--speaker-pattern", PATTERN]
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt  # after the first epoch's state is saved, as Ctrl-C would
+
+    with monkeypatch.context() as patched:
+        patched.setattr(experiment, "write_text", interrupt)
+        assert main([*argv, *RUN_ARGS]) == 130
+    assert (out / ".state" / "speakers.pt").exists()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--speaker-pattern", "^(.)"]) == 2
+    err = capsys.readouterr().err
+    assert f"--speaker-pattern: '^(.)' now, '{PATTERN}' in the run" in err
+    assert main(["train", "--resume", str(out), "--data", str(words), "--classes", "lights,stop"]) == 2
+    assert main(["train", "--resume", str(out)]) == 0  # no options: the run's own dataset and pattern
+    assert json.loads((out / "metrics.json").read_text())["split_used"] == "speakers"

@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "checkpoint", type=Path, metavar="MODEL", help="a checkpoint written by train (.pt) or an exported .onnx"
     )
-    options.split_options(e, "official")
+    options.evaluate_split_options(e)
     options.device_option(e)
     e.add_argument("--out", type=Path, help="also write metrics.json and confusion.png here")
     options.data_options(e)

@@ -73,10 +73,18 @@ def _dataset(args: argparse.Namespace) -> Any:
     )
 
 
+def _data_options(args: argparse.Namespace) -> Any:
+    """The data options given on the command line (None for each one not given)."""
+    from spoken_digits.data.clips import DataOptions
+
+    return DataOptions(args.speaker_pattern, args.classes, args.skip_bad or None, args.mixed_rates or None)
+
+
 def train(args: argparse.Namespace) -> int:
     from spoken_digits.device import check_device
     from spoken_digits.models.nets import create_model
     from spoken_digits.training.experiment import headline, resumable_config, resume_run, train_run
+    from spoken_digits.training.rundata import saved_data
 
     say = lambda line: print(line, file=sys.stderr)  # noqa: E731
     if args.resume is not None:
@@ -87,6 +95,11 @@ def train(args: argparse.Namespace) -> int:
             raise ParameterError(f"--resume continues with the run's own config.json; drop {', '.join(given)}")
         out = args.resume
         cfg = resumable_config(out)  # its device decides the process group's backend below
+        root, saved = saved_data(out)  # the run's own dataset and data options, unless given (then compared)
+        if args.data is None and root is not None and Path(root).exists():
+            args.data = root
+        vars(args).update(_data_options(args).over(saved).to_dict())
+        args.skip_bad, args.mixed_rates = bool(args.skip_bad), bool(args.mixed_rates)
         data = _dataset(args)
         run = lambda: resume_run(out, data=data, say=say, workers=args.workers, skip_bad=args.skip_bad)  # noqa: E731
     else:
@@ -135,10 +148,16 @@ def _distributed(device: str) -> Iterator[None]:
 def evaluate(args: argparse.Namespace) -> int:
     from spoken_digits.evaluation.evaluate import evaluate_checkpoint
 
+    # no --split: the model's own; no --data: its run's dataset, read with the run's data options
+    split = None if args.split is None else SplitConfig(name=args.split, speaker=args.speaker)
+    if split is None and args.speaker is not None:
+        raise ParameterError("--speaker needs --split loso")
     metrics = evaluate_checkpoint(
         args.checkpoint,
-        SplitConfig(name=args.split, speaker=args.speaker),
-        data=_dataset(args),
+        split,
+        data=args.data,
+        options=_data_options(args),
+        download=not args.no_download,
         out=args.out,
         device=args.device,
     )

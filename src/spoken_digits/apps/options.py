@@ -69,17 +69,35 @@ def show(value: object) -> str:
     return str(getattr(value, "value", value))
 
 
+SPLIT_HELP = (
+    "official: the dataset's own test split (FSDD: takes 0-4; Speech Commands: testing_list.txt; test/ folders "
+    "or a split column), else speakers when they can hold about 10%% of the clips, else random; random: "
+    "stratified 10%% test; speakers: whole speakers held out, as near 10%% of the clips as they allow (at most "
+    "20%%, at least 3 speakers; the real shares are printed and saved); loso: one fold per speaker; all: train on "
+    "everything, no test set"
+)
+
+
 def split_options(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument(
         "--split",
         choices=[s.value for s in SplitName],
         default=default,
-        help="official: the dataset's own test split (FSDD: takes 0-4; Speech Commands: testing_list.txt; "
-        "test/ folders or a split column), else speakers, else random; random: stratified 10%% test; speakers: "
-        "whole speakers held out (about 10%% of clips); loso: one fold per speaker; all: train on everything, "
-        "no test set ("
+        help=SPLIT_HELP
+        + " ("
         + (by_preset(lambda c: c.split.name) if default is None else f"default: {default}")
         + ")",
+    )
+    p.add_argument("--speaker", help="with --split loso: hold out only this speaker")
+
+
+def evaluate_split_options(p: argparse.ArgumentParser) -> None:
+    """evaluate's --split: by default the model's own, so that a score never includes clips it trained on."""
+    p.add_argument(
+        "--split",
+        choices=[s.value for s in SplitName],
+        help=SPLIT_HELP + " (default: the split the model's run tested on; without --data, its run's dataset "
+        "when that folder is still there; data options not given are the run's, for its own dataset)",
     )
     p.add_argument("--speaker", help="with --split loso: hold out only this speaker")
 

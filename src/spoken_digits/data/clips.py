@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +33,46 @@ class Clip:
 
 
 @dataclass(frozen=True)
+class DataOptions:
+    """The options a dataset was opened with that decide which clips it holds and how they split.
+
+    Saved with a run (data.json, the checkpoint's info) so that `evaluate` and `--resume` see the same clips.
+    None means "not given": `over` fills it from another set (the run's own).
+    """
+
+    speaker_pattern: str | None = None
+    classes: str | None = None
+    skip_bad: bool | None = None
+    mixed_rates: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: object) -> DataOptions:
+        """The options in a saved record (unknown keys ignored; None or a non-dict gives no options)."""
+        if not isinstance(values, Mapping):
+            return cls()
+        return cls(**{f.name: values.get(f.name) for f in dataclasses.fields(cls)})
+
+    def over(self, saved: DataOptions) -> DataOptions:
+        """These options, with each one not given taken from `saved`."""
+        return DataOptions(**{k: saved.to_dict()[k] if v is None else v for k, v in self.to_dict().items()})
+
+    def differences(self, saved: DataOptions) -> list[str]:
+        """'--option: A now, B in the run' for each option that differs from `saved` (False and None alike)."""
+        return [
+            f"--{k.replace('_', '-')}: {_shown(v)} now, {_shown(saved.to_dict()[k])} in the run"
+            for k, v in self.to_dict().items()
+            if (v or None) != (saved.to_dict()[k] or None)
+        ]
+
+
+def _shown(value: object) -> str:
+    return "not given" if value in (None, False) else "given" if value is True else repr(value)
+
+
+@dataclass(frozen=True)
 class Dataset:
     """Clips of one source in a stable order (by file name, then path) and the class names, in label order.
 
@@ -42,6 +85,9 @@ class Dataset:
     root: Path
     noise: tuple[Path, ...] = ()  # background recordings the source ships (Speech Commands' _background_noise_)
     skipped: dict[str, str] = field(default_factory=dict)  # file -> why, for files left out with --skip-bad
+    notes: tuple[str, ...] = ()  # what reading it left out or could not use, for the user to read
+    options: DataOptions = DataOptions()  # how it was opened (open_dataset)
+    unknown_speaker: str = ""  # where the first clip without a speaker comes from, when some have one
 
     @property
     def labels(self) -> np.ndarray:
@@ -66,7 +112,7 @@ class Dataset:
 
     def subset(self, keep: Iterable[int]) -> Dataset:
         """The dataset with only the clips at `keep` (classes unchanged: a model's outputs stay in place)."""
-        return Dataset([self.clips[i] for i in keep], self.classes, self.source, self.root, self.noise, self.skipped)
+        return dataclasses.replace(self, clips=[self.clips[i] for i in keep])
 
 
 def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
@@ -74,11 +120,24 @@ def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
     return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name) if part)
 
 
-def build(clips: Sequence[Clip], source: str, root: Path, *, noise: Sequence[Path] = ()) -> Dataset:
+def build(
+    clips: Sequence[Clip],
+    source: str,
+    root: Path,
+    *,
+    noise: Sequence[Path] = (),
+    notes: Sequence[str] = (),
+    unknown_speaker: str = "",
+) -> Dataset:
     """A Dataset from clips in any order: sorted by (file name, path), classes in natural order."""
     ordered = sorted(clips, key=lambda c: (c.path.name, str(c.path)))
     classes = tuple(sorted({c.label for c in ordered}, key=natural_key))
-    return Dataset(ordered, classes, source, root, tuple(noise))
+    return Dataset(ordered, classes, source, root, tuple(noise), notes=tuple(notes), unknown_speaker=unknown_speaker)
+
+
+def file_digest(path: Path) -> str:
+    """The blake2b-128 hex digest of a file's bytes, as the clip cache (data/cache.py) records it."""
+    return hashlib.blake2b(Path(path).read_bytes(), digest_size=16).hexdigest()
 
 
 def own_split(value: str, where: str) -> str:

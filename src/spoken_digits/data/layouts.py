@@ -55,7 +55,9 @@ def read_folders(root: Path, pattern: re.Pattern[str] | None = None) -> Dataset:
         )
     levels = [(d, SPLIT_ALIASES[d.name.lower()]) for d in split_dirs] if split_dirs else [(root, "")]
     clips = []
+    left_out: list[Path] = []
     for base, split in levels:
+        left_out += _underscored(base)
         for folder in _subdirs(base):
             files = audio_files(folder)
             if not files:
@@ -63,11 +65,25 @@ def read_folders(root: Path, pattern: re.Pattern[str] | None = None) -> Dataset:
             clips += [Clip(f, folder.name, speaker_of(f, pattern), split) for f in files]
     if not clips:
         raise DatasetError(f"{root}: no class folders with audio files (expected {root}/<class>/<clip>.wav)")
-    return build(clips, "folders", root)
+    return build(clips, "folders", root, notes=_left_out_note(left_out))
 
 
 def _subdirs(folder: Path) -> list[Path]:
     return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith((".", "_")))
+
+
+def _underscored(folder: Path, *, but: str = "") -> list[Path]:
+    """Folders named _like_this_ (kept for filler classes such as _unknown_ or _background_), not read as classes."""
+    return sorted(d for d in folder.iterdir() if d.is_dir() and d.name.startswith("_") and d.name != but)
+
+
+def _left_out_note(folders: list[Path]) -> list[str]:
+    if not folders:
+        return []
+    return [
+        f"left out {len(folders)} folder(s) whose names start with _ ({', '.join(str(f) for f in folders)}): "
+        "such folders are not classes; rename one without the _ to train on it"
+    ]
 
 
 def read_manifest(manifest: Path, pattern: re.Pattern[str] | None = None) -> Dataset:
@@ -88,7 +104,13 @@ def read_manifest(manifest: Path, pattern: re.Pattern[str] | None = None) -> Dat
             f"({' or '.join(LABEL_COLUMNS)}); it has: {', '.join(header) or 'no rows'}"
         )
     speaker_col, split_col = _column(header, SPEAKER_COLUMNS), _column(header, ("split",))
+    if speaker_col and pattern is not None:
+        raise DatasetError(
+            f"{manifest}: --speaker-pattern {pattern.pattern!r} given, but the manifest has a speaker column "
+            f"({speaker_col}); the column names the speakers: drop --speaker-pattern (or the column)"
+        )
     clips: list[Clip] = []
+    blank = ""  # the first line with a blank speaker cell
     seen: dict[Path, int] = {}
     for line, raw in rows:
         row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k is not None}
@@ -106,11 +128,13 @@ def read_manifest(manifest: Path, pattern: re.Pattern[str] | None = None) -> Dat
             raise DatasetError(f"{where}: {row[path_col]} is listed twice (also line {seen[path]})")
         seen[path] = line
         speaker = row[speaker_col] if speaker_col else speaker_of(path, pattern)
+        if speaker_col and not speaker and not blank:
+            blank = f"{where} has a blank {speaker_col} cell ({row[path_col]}), so not every clip's speaker is known"
         split = own_split(row[split_col], where) if split_col and row[split_col] else ""
         clips.append(Clip(path, row[label_col], speaker, split))
     if not clips:
         raise DatasetError(f"{manifest}: no rows")
-    return build(clips, "manifest", root)
+    return build(clips, "manifest", root, unknown_speaker=blank)
 
 
 def _column(header: list[str], names: tuple[str, ...]) -> str | None:
@@ -136,7 +160,8 @@ def read_speech_commands(root: Path) -> Dataset:
     if not clips:
         raise DatasetError(f"{root}: no word folders with audio files")
     noise = audio_files(root / SC_NOISE) if (root / SC_NOISE).is_dir() else []
-    return build(clips, "speech-commands", root, noise=noise)
+    notes = _left_out_note(_underscored(root, but=SC_NOISE))
+    return build(clips, "speech-commands", root, noise=noise, notes=notes)
 
 
 def is_speech_commands(root: Path) -> bool:

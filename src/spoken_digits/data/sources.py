@@ -17,7 +17,7 @@ from pathlib import Path
 import soundfile as sf
 
 from spoken_digits.data import fsdd, layouts
-from spoken_digits.data.clips import Dataset
+from spoken_digits.data.clips import DataOptions, Dataset
 from spoken_digits.errors import DatasetError, ParameterError
 
 MIN_CLIPS = 2  # per class: one to learn from and one to hold out, at the very least
@@ -44,7 +44,15 @@ def open_dataset(
         data = keep_classes(data, [c.strip() for c in classes.split(",") if c.strip()])
     data = check_headers(data, skip_bad=skip_bad, mixed_rates=mixed_rates)
     check_class_sizes(data)
-    return data
+    options = DataOptions(speaker_pattern, classes or None, skip_bad, mixed_rates)
+    return replace(data, options=options)
+
+
+def same_source(path: str | os.PathLike[str], root: str) -> bool:
+    """Whether `path` (as given to open_dataset) names the dataset whose root is `root` (a run's data_root)."""
+    given = Path(os.path.abspath(path))
+    candidates = {given, fsdd.recordings_dir(given) if given.is_dir() else given.parent}
+    return Path(root) in candidates
 
 
 def _compile(pattern: str | None) -> re.Pattern[str] | None:

@@ -3,7 +3,8 @@
 A split yields folds; each fold is a name plus index arrays into the clip list. Whenever speakers
 are known, `speakers` and `loso` keep every speaker on one side only. `official` is the dataset's
 own split (FSDD: takes 0-4 test; Speech Commands: its list files; split folders or a split column);
-a dataset without one is split by speakers when they are known, else at random, stratified by class.
+a dataset without one is split by speakers when they are known and enough of them can hold about the
+test fraction (MAX_SHARE caps it), else at random, stratified by class.
 """
 
 from __future__ import annotations
@@ -27,19 +28,38 @@ class Fold:
     test: np.ndarray
 
 
-def effective(clips: Sequence[Clip], name: SplitName) -> SplitName:
-    """The split `name` means for these clips: `official` without an own test split becomes speakers or random."""
+MAX_SHARE = 2.0  # whole speakers held out may hold up to this many times the asked fraction of the clips
+MIN_TRAIN_SPEAKERS = 2  # speakers left to learn from after the held-out ones
+
+
+class TooFewSpeakers(ParameterError):
+    """No set of whole speakers holds about the asked fraction of the clips (see `hold_out_speakers`)."""
+
+
+def effective(clips: Sequence[Clip], name: SplitName, fraction: float = 0.1) -> SplitName:
+    """The split `name` means for these clips: `official` without an own test split becomes speakers when every
+    clip's speaker is known and whole speakers can hold about `fraction` of them, else random."""
     if name is SplitName.OFFICIAL and not any(c.split == "test" for c in clips):
-        return SplitName.SPEAKERS if all(c.speaker for c in clips) and len({c.speaker for c in clips}) >= 3 else (
-            SplitName.RANDOM
-        )
+        return SplitName.RANDOM if speakers_shortfall(clips, fraction) else SplitName.SPEAKERS
     return name
+
+
+def speakers_shortfall(clips: Sequence[Clip], fraction: float) -> str:
+    """Why a speakers split of `clips` at `fraction` cannot be made ("" when it can)."""
+    speakers = np.array([c.speaker for c in clips])
+    if not all(speakers):
+        return "the speakers of some clips are unknown"
+    try:
+        hold_out_speakers(speakers, fraction, seed=0)
+    except TooFewSpeakers as exc:
+        return str(exc)
+    return ""
 
 
 def make_folds(clips: Sequence[Clip], cfg: SplitConfig, *, seed: int = 0) -> list[Fold]:
     """The folds of `cfg` over `clips` (one fold except for leave-one-speaker-out)."""
     everything = np.arange(len(clips))
-    name = effective(clips, cfg.name)
+    name = effective(clips, cfg.name, cfg.test_fraction)
     if name is SplitName.ALL:
         return [Fold("all", everything, everything[:0])]
     if name is SplitName.OFFICIAL:
@@ -60,7 +80,13 @@ def make_folds(clips: Sequence[Clip], cfg: SplitConfig, *, seed: int = 0) -> lis
     if len(names) < 2:
         raise ParameterError(f"--split {name.value} needs clips from at least two speakers; all are {names[0]!r}")
     if name is SplitName.SPEAKERS:
-        held = speaker_split(speakers, names, cfg.test_fraction, seed=seed)
+        try:
+            held = hold_out_speakers(speakers, cfg.test_fraction, seed=seed)
+        except TooFewSpeakers as exc:
+            raise TooFewSpeakers(
+                f"--split speakers: {exc}; use --split random (clips at random, so speakers are shared between "
+                "training and test), --split loso (each speaker held out in turn), or record more speakers"
+            ) from None
         test = np.isin(speakers, held)
         return [Fold("speakers", everything[~test], everything[test])]
     if cfg.speaker is not None:
@@ -70,19 +96,39 @@ def make_folds(clips: Sequence[Clip], cfg: SplitConfig, *, seed: int = 0) -> lis
     return [Fold(n, everything[speakers != n], everything[speakers == n]) for n in names]
 
 
-def speaker_split(speakers: np.ndarray, names: list[str], fraction: float, *, seed: int) -> list[str]:
-    """Speakers to hold out, drawn in a seeded order until they hold about `fraction` of the clips (at least one
-    speaker, never all)."""
+def hold_out_speakers(speakers: np.ndarray, fraction: float, *, seed: int) -> list[str]:
+    """Whole speakers to hold out, together holding as close to `fraction` of the clips as a seeded greedy pass
+    gets: at least one speaker, at most MAX_SHARE x `fraction` of the clips, and MIN_TRAIN_SPEAKERS left over.
+
+    A TooFewSpeakers error says why when no speaker fits (e.g. 3 equal speakers: one is a third of the clips).
+    """
+    names, sizes = np.unique(speakers, return_counts=True)
+    counts = {str(n): int(c) for n, c in zip(names, sizes, strict=True)}
+    total, target = len(speakers), fraction * len(speakers)
+    cap = min(MAX_SHARE * fraction, 1.0) * total + 1e-9
+    smallest = min(counts, key=counts.__getitem__)
+    if len(counts) <= MIN_TRAIN_SPEAKERS or counts[smallest] > cap:
+        raise TooFewSpeakers(
+            f"{len(counts)} speakers are too few to hold out whole speakers for about {fraction:.0%} of the "
+            f"{total} clips: the smallest, {smallest}, has {counts[smallest] / total:.0%} of them (at most "
+            f"{min(MAX_SHARE * fraction, 1.0):.0%} is held out, and {MIN_TRAIN_SPEAKERS} speakers must be left "
+            "to train on)"
+        )
     rng = np.random.default_rng(seed)
-    counts = {n: int(c) for n, c in zip(*np.unique(speakers, return_counts=True), strict=True)}
     held: list[str] = []
-    total = 0
-    for i in rng.permutation(len(names)):
-        if total >= fraction * len(speakers) or len(held) == len(names) - 1:
-            break
-        held.append(names[i])
-        total += counts[names[i]]
-    return held
+    size = 0
+    for i in rng.permutation(len(counts)):
+        name = str(names[i])
+        grown = size + counts[name]
+        if grown > cap or len(counts) - len(held) <= MIN_TRAIN_SPEAKERS:
+            continue
+        if abs(grown - target) < abs(size - target):
+            held.append(name)
+            size = grown
+    if not held:  # every speaker alone overshoots as much as it helps: the closest one within the cap
+        fitting = [str(names[i]) for i in rng.permutation(len(counts)) if counts[str(names[i])] <= cap]
+        held = [min(fitting, key=lambda n: abs(counts[n] - target))]
+    return sorted(held)
 
 
 def stratified_split(labels: np.ndarray, fraction: float, *, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -23,14 +23,7 @@ from spoken_digits.atomic import folder_lock, write_json, write_text
 from spoken_digits.config import RunConfig, SplitName
 from spoken_digits.data.clips import Dataset
 from spoken_digits.data.sources import open_dataset
-from spoken_digits.data.splits import (
-    Fold,
-    check_duplicates,
-    effective,
-    make_folds,
-    speaker_split,
-    stratified_split,
-)
+from spoken_digits.data.splits import Fold, check_duplicates, make_folds
 from spoken_digits.device import check_device, machine
 from spoken_digits.errors import DatasetError, ParameterError, SpokenDigitsError
 from spoken_digits.evaluation.evaluate import scores
@@ -42,6 +35,17 @@ from spoken_digits.frontend.features import Featurizer
 from spoken_digits.models import checkpoint
 from spoken_digits.models.nets import SEQUENCE_MODELS, count_parameters, create_model
 from spoken_digits.training.corpus import STANDARDIZER_CLIPS, Corpus, length_rule, load_corpus
+from spoken_digits.training.rundata import (
+    check_same_data,
+    data_record,
+    fold_summary,
+    saved_data,
+    shares,
+    skipped_list,
+    split_note,
+    trained_digests,
+    training_slices,
+)
 from spoken_digits.training.runstate import RunState
 from spoken_digits.training.train import Batches, fit, predict_logits, rank_and_world, seed_everything
 from spoken_digits.training.views import augmented_views
@@ -143,27 +147,19 @@ def train_fold(
             metrics.update(result_scores)
         else:
             metrics["val_confusion"] = result_scores["confusion"]
+    metrics["shares"] = shares(len(fit_idx), len(val_idx), len(fold.test))
     info = {k: v for k, v in metrics.items() if k not in ("predicted", "confusion", "val_confusion")}
-    info |= {"data": corpus.data.describe(), "data_root": str(corpus.data.root), "skipped": sorted(corpus.data.skipped)}
+    info |= {
+        "data": corpus.data.describe(),
+        "data_root": str(corpus.data.root),
+        "skipped": sorted(corpus.data.skipped),
+        "data_options": corpus.data.options.to_dict(),
+        "trained": trained_digests(corpus.digests, fold.train),  # evaluate warns when it tests on these
+    }
     ckpt = checkpoint.Checkpoint(cfg, list(classes), _cpu(model.state_dict()), _cpu(featurizer.state_dict()), info)
     if save:
         checkpoint.save(model_path, ckpt)
     return FoldResult(fold, metrics, result.history)
-
-
-def training_slices(corpus: Corpus, fold: Fold, val_fraction: float, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(fit, validation) indices within the fold's training clips: the dataset's own validation clips when it
-    has them (Speech Commands' list, a split column or folder); whole speakers for the speakers split; else a
-    stratified `val_fraction` of them."""
-    own = np.array([corpus.data.clips[i].split == "validation" for i in fold.train], dtype=bool)
-    if own.any():
-        return fold.train[~own], fold.train[own]
-    if fold.name == "speakers" and val_fraction > 0:  # a speaker-disjoint test: validate on unseen speakers too
-        speakers = corpus.speakers[fold.train]
-        held = np.isin(speakers, speaker_split(speakers, sorted(set(speakers.tolist())), val_fraction, seed=seed))
-        return fold.train[~held], fold.train[held]
-    keep, held = stratified_split(corpus.labels[fold.train].numpy(), val_fraction, seed=seed)
-    return fold.train[keep], fold.train[held]
 
 
 def train_run(
@@ -206,7 +202,9 @@ def train_run(
             if main and resume:
                 check_same_data(out, dataset)
             say(config_summary(cfg))
-            say(dataset.describe() + split_note(dataset, cfg.split.name))
+            say(dataset.describe() + split_note(dataset, cfg.split.name, cfg.split.test_fraction))
+            for note in dataset.notes:
+                say(f"note: {note}")
             corpus = load_corpus(dataset, cfg, workers=workers, skip_bad=skip_bad, progress=main)
             chosen = folds
             if corpus.data.skipped:
@@ -238,6 +236,7 @@ def train_run(
                 write_text(out / "log.csv", _log_csv([*((r.fold.name, r.history) for r in results), (name, history)]))
 
             model_path = (out / "folds" / fold.name if per_fold else out) / "model.pt"
+            say(fold_summary(corpus, fold, *training_slices(corpus, fold, cfg.train.val_fraction, seed=cfg.train.seed)))
             result = train_fold(cfg, corpus, raw, fold, model_path, state=state, on_epoch=log_progress, save=main)
             if main:
                 state.save_finished(fold.name, {"metrics": result.metrics, "history": result.history})
@@ -269,39 +268,22 @@ def _rank0_first(work: Callable[[], T], main: bool) -> T:
     return work() if result is None else result
 
 
-def data_record(data: Dataset) -> dict[str, Any]:
-    """What a run folder keeps of its dataset (data.json), so that --resume can refuse another one."""
-    return {"data": data.describe(), "root": str(data.root), "source": data.source, "classes": list(data.classes)}
-
-
-def check_same_data(out: Path, data: Dataset) -> None:
-    """--resume on another dataset than the run started with is an error (it would mix two datasets)."""
-    saved = out / "data.json"
-    if not saved.is_file():  # runs started before data.json existed: FSDD
-        return
-    record = json.loads(saved.read_text())
-    if (record["root"], record["classes"]) != (str(data.root), list(data.classes)):
-        raise ParameterError(
-            f"{out} started on {record['data']}; resume it with the same --data (and --classes), "
-            f"not {data.describe()}"
-        )
-
-
-def split_note(dataset: Dataset, name: SplitName) -> str:
-    """What `official` becomes for a dataset without its own test split (empty otherwise)."""
-    used = effective(dataset.clips, name)
-    return "" if used is name else f"; it has no test split of its own, so --split official holds out {used.value}"
-
-
-def skipped_list(dataset: Dataset) -> str:
-    items = [f"{f} ({why})" for f, why in dataset.skipped.items()]
-    return "; ".join(items[:5]) + (f" ... and {len(items) - 5} more" if len(items) > 5 else "")
-
-
-def resume_run(out: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any]:
-    """Continue the interrupted run in `out` with the config it started with."""
+def resume_run(out: str | os.PathLike[str], *, data: Any = None, **kwargs: Any) -> dict[str, Any]:
+    """Continue the interrupted run in `out` with the config it started with; `data` None: its own dataset
+    (its folder, read with its data options)."""
     out = Path(out)
-    return train_run(resumable_config(out), out, resume=True, **kwargs)
+    cfg = resumable_config(out)
+    if data is None:
+        root, saved = saved_data(out)
+        data = open_dataset(
+            root if root is not None and Path(root).exists() else None,
+            download=kwargs.get("download", True),
+            speaker_pattern=saved.speaker_pattern,
+            classes=saved.classes,
+            skip_bad=bool(saved.skip_bad or kwargs.get("skip_bad")),
+            mixed_rates=bool(saved.mixed_rates),
+        )
+    return train_run(cfg, out, data=data, resume=True, **kwargs)
 
 
 def resumable_config(out: str | os.PathLike[str]) -> RunConfig:
