@@ -388,16 +388,6 @@ PRESETS: dict[str, RunConfig] = {
         features=FeatureConfig(scale=Scale.POWER, standardize=False),
         train=TrainConfig(patience=0, adam_eps=1e-7),  # Keras: no early stopping, Adam epsilon 1e-7
     ),
-    # The default's recipe on a pretrained speech encoder (frontend/encoder.py): 16 kHz audio, the
-    # detector's word, 96-d embeddings every 80 ms, a 1-D conv head, the same multi-condition training.
-    "encoder": RunConfig(
-        preset="encoder",
-        audio=AudioConfig(sr=ENCODER_SR, duration=None, trim_db=None, vad=True),
-        features=FeatureConfig(encoder="speech-embedding", standardize=False),
-        model=DEFAULT_MODEL,
-        train=dataclasses.replace(DEFAULT_TRAIN, epochs=10),  # each epoch goes through 4 views of every clip
-        augment=dataclasses.replace(DEFAULT_AUGMENT, views=4),
-    ),
     # Speaker-independent on clean clips: whole trimmed clips, the default's features and schedule,
     # speed perturbation only, an ensemble of three 1-D conv nets.
     "robust": RunConfig(
@@ -407,6 +397,16 @@ PRESETS: dict[str, RunConfig] = {
         model=ModelConfig(name="conv1d", params={"members": 3}),
         train=DEFAULT_TRAIN,
         augment=AugmentConfig(speed=0.1),
+    ),
+    # The default's recipe on a pretrained speech encoder (frontend/encoder.py): 16 kHz audio, the
+    # detector's word, 96-d embeddings every 80 ms, a 1-D conv head, the same multi-condition training.
+    "encoder": RunConfig(
+        preset="encoder",
+        audio=AudioConfig(sr=ENCODER_SR, duration=None, trim_db=None, vad=True),
+        features=FeatureConfig(encoder="speech-embedding", standardize=False),
+        model=DEFAULT_MODEL,
+        train=dataclasses.replace(DEFAULT_TRAIN, epochs=10),  # each epoch goes through 4 views of every clip
+        augment=dataclasses.replace(DEFAULT_AUGMENT, views=4),
     ),
 }
 
