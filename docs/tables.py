@@ -240,6 +240,18 @@ def encoder_robustness() -> str:
     return "\n".join(lines)
 
 
+def encoder_loso() -> str:
+    """Each leave-one-speaker-out fold run with the encoder preset, beside the from-scratch default's fold."""
+    scratch = {p.name: _robustness_file(f"loso-s0/{p.name}") for p in sorted((ROBUSTNESS / "loso-s0").iterdir())}
+    before = {s: next(c["accuracy"] for c in d["conditions"] if c["condition"] == "clean") for s, d in scratch.items()}
+    folds = {p.parent.name: json.loads(p.read_text()) for p in sorted((ENCODER / "loso-s0").glob("*/metrics.json"))}
+    lines = ["| held-out speaker | from scratch (default preset) | speech encoder | clips |", "|---|---|---|---|"]
+    for speaker, metrics in folds.items():
+        lines.append(f"| {speaker} | {before[speaker]:.3f} | {metrics['test_accuracy']:.3f} | {metrics['n_test']} |")
+    first = next(iter(folds.values()))
+    return "\n".join([*lines, "", f"*Seed 0; measured on: {_describe(first)}.*"])
+
+
 def _describe(data: dict[str, Any]) -> str:
     from spoken_digits.training.studyreport import describe_machine
 
@@ -469,6 +481,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "robustness-steps": robustness_steps,
     "robustness-loso": robustness_loso,
     "encoder-robustness": encoder_robustness,
+    "encoder-loso": encoder_loso,
     "presets-official": presets_official,
     "presets-loso": presets_loso,
     "ablation": ablation,
