@@ -11,7 +11,7 @@ import soundfile as sf
 import soxr
 from benchmarks.strings import edits, non_speech, score
 
-from conftest import fsdd_string, voice_string
+from conftest import SR, digit_voice, fsdd_string, voice_string
 from spoken_digits.apps.cli import main
 from spoken_digits.recognize.ctc import greedy
 from spoken_digits.recognize.predict import Predictor
@@ -103,6 +103,116 @@ def test_the_listener_hears_what_transcribe_hears_whatever_the_chunks_and_rate(w
     assert [round(w.start, 3) for w in small.words] == [round(w.start, 3) for w in large.words]
     fast = Listener(word_model, 48000)
     assert "".join(feed_all(fast, soxr.resample(y, 8000, 48000), 1234)) == offline.text
+
+
+def two_words(first: int, second: int, *, seed: int, pause: float) -> np.ndarray:
+    """Two synthetic words `pause` s apart (each with its own short lead of quiet), 0.3 s of quiet around."""
+    quiet = np.zeros(round(0.3 * SR), np.float32)
+    a = digit_voice(first, speaker=1, seed=100 * seed + first)
+    b = digit_voice(second, speaker=1, seed=100 * seed + second + 50)
+    y = np.concatenate([quiet, a, np.zeros(round(pause * SR), np.float32), b, quiet])
+    return (y + 0.001 * np.random.default_rng(seed).standard_normal(len(y))).astype(np.float32)
+
+
+# (first, second, seed, pause): the live detector hears the two words 72, 96 and 144 ms apart, between the
+# Listener's CLOSE_GAP (60 ms) and the offline MERGE_GAP (150 ms)
+CLOSE_PAIRS = [(0, 4, 0, 0.0), (0, 8, 1, 0.02), (3, 5, 0, 0.05)]
+CHUNKS = [512, 800, 8000, None]  # samples at 8 kHz: 512, 0.1 s, 1 s (as predict streams long files), whole file
+
+
+def live_gaps(y: np.ndarray) -> list[float]:
+    """Seconds between the runs of speech the Listener's detector hears in `y` (8 kHz)."""
+    from spoken_digits.frontend import endpoint
+
+    class Stub:  # what Listener reads of a predictor
+        audio_cfg = type("A", (), {"sr": SR})()
+
+    listener = Listener(Stub(), SR)  # type: ignore[arg-type]
+    listener._hear(soxr.resample(np.concatenate([y, np.zeros(SR // 2, np.float32)]), SR, endpoint.RATE))
+    runs = endpoint.speech_runs(listener._probs)
+    return [(b[0] - a[1]) * endpoint.STEP / endpoint.RATE for a, b in zip(runs, runs[1:], strict=False)]
+
+
+@pytest.mark.parametrize("pair", CLOSE_PAIRS, ids=["72ms", "96ms", "144ms"])
+def test_words_close_together_are_the_same_whatever_the_chunk_size(word_model, monkeypatch, pair):
+    """The stretches decoded (stream samples) and the words: identical at every chunk size, and no
+    stretch overlaps the one before (no audio decoded twice)."""
+    from spoken_digits.frontend import endpoint
+    from spoken_digits.recognize import stream
+
+    first, second, seed, pause = pair
+    y = two_words(first, second, seed=seed, pause=pause)
+    gaps = live_gaps(y)
+    assert len(gaps) == 1 and stream.CLOSE_GAP < gaps[0] < endpoint.MERGE_GAP, gaps
+    decoded: list[tuple[int, int]] = []
+
+    def spy(predictor, waves, spans, *, floors=None, offset=0.0):
+        decoded.extend((round(offset * SR) + a, round(offset * SR) + b) for a, b in spans[0])
+        return stream_decode(predictor, waves, spans, floors=floors, offset=offset)
+
+    stream_decode = stream.decode
+    monkeypatch.setattr(stream, "decode", spy)
+    heard = {}
+    for chunk in CHUNKS:
+        decoded.clear()
+        listener = Listener(word_model, SR)
+        feed_all(listener, y, chunk or len(y))
+        words = [(w.label, round(w.start * SR), round(w.end * SR), round(w.probability, 4)) for w in listener.words]
+        heard[chunk] = (list(decoded), words)
+    spans, words = heard[CHUNKS[0]]
+    assert len(spans) == 2 and spans[1][0] >= spans[0][1], spans
+    assert all(heard[chunk] == (spans, words) for chunk in CHUNKS), heard
+
+
+def talk(n: int, *, pause: float, seed: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """`n` synthetic words (their loud part) `pause` s apart: the recording and each word's [start, end)."""
+    rng = np.random.default_rng(seed)
+    parts, at, words = [np.zeros(round(0.3 * SR), np.float32)], round(0.3 * SR), []
+    for k in range(n):
+        y = digit_voice(int(rng.integers(10)), speaker=1, seed=1000 * seed + k)
+        loud = np.flatnonzero(np.abs(y) > 0.02)
+        parts += [y[loud[0] : loud[-1] + 1], np.zeros(round(pause * SR), np.float32)]
+        words.append((at, at + len(parts[-2])))
+        at += len(parts[-2]) + len(parts[-1])
+    y = np.concatenate([*parts, np.zeros(round(0.3 * SR), np.float32)])
+    return (y + 0.001 * rng.standard_normal(len(y))).astype(np.float32), words
+
+
+def test_talk_longer_than_max_stretch_is_cut_between_words_whatever_the_chunk_size(word_model, monkeypatch):
+    """19 s of words 20 ms apart, heard as one run of speech: the first stretch ends in a gap between two
+    words, in the last CUT_SEARCH before MAX_STRETCH (not at MAX_STRETCH, mid-word), at every chunk size.
+    The detector is a stand-in that hears speech wherever a step is louder than -54 dBFS (silero-vad
+    takes few of these synthetic words for speech)."""
+    from spoken_digits.frontend import endpoint
+    from spoken_digits.recognize import stream
+
+    class Loud:  # the detector's ONNX session, as Listener calls it
+        def run(self, _, feeds):
+            rms = np.sqrt(np.mean(np.square(feeds["input"][:, endpoint.CONTEXT :]), axis=1, keepdims=True))
+            return [(rms > 0.002).astype(np.float32), feeds["state"]]
+
+    monkeypatch.setattr(endpoint, "detector", lambda: type("Detector", (), {"session": Loud()})())
+    y, words = talk(40, pause=0.02, seed=0)
+    decoded: list[tuple[int, int]] = []
+
+    def spy(predictor, waves, spans, *, floors=None, offset=0.0):
+        decoded.extend((round(offset * SR) + a, round(offset * SR) + b) for a, b in spans[0])
+        return stream_decode(predictor, waves, spans, floors=floors, offset=offset)
+
+    stream_decode = stream.decode
+    monkeypatch.setattr(stream, "decode", spy)
+    heard = {}
+    for chunk in [512, 8000, None]:
+        decoded.clear()
+        listener = Listener(word_model, SR)
+        feed_all(listener, y, chunk or len(y))
+        heard[chunk] = (list(decoded), listener.text)
+    spans, text = heard[512]
+    assert all(heard[chunk] == (spans, text) for chunk in heard), heard
+    assert len(spans) == 2 and spans[0][1] == spans[1][0] and spans[1][1] >= words[-1][1], spans
+    (start, cut), limit = spans[0], stream.MAX_STRETCH * SR
+    assert limit - stream.CUT_SEARCH * SR <= cut - start <= limit
+    assert not [w for w in words if w[0] < cut < w[1]], (cut, words)  # between two words, not in one
 
 
 def test_the_listener_gives_each_word_soon_after_it_ends(word_model):
