@@ -256,6 +256,41 @@ def test_predict_prints_the_string_and_streams_a_long_file(trained_on_fsdd, fsdd
     assert set(words[0]) == {"digit", "start", "end", "probability", "low_confidence"}
 
 
+def test_predict_reads_and_answers_files_a_group_at_a_time(word_model, tmp_path, monkeypatch):
+    """Files are read GROUP_FILES at a time and each group is answered before the next is read (an
+    unreadable file takes its place in order), so memory does not grow with the number of files."""
+    from spoken_digits.recognize import files
+
+    paths = []
+    for k in range(4):
+        paths.append(tmp_path / f"{k}.wav")
+        sf.write(paths[-1], voice_string(str(k), seed=k), SR)
+    (tmp_path / "bad.wav").write_bytes(b"")
+    paths.insert(2, tmp_path / "bad.wav")
+    events: list[str] = []
+    read, transcribe_group = files.audio.read_audio, files.transcribe
+
+    def reading(path, *args, **kwargs):
+        events.append(f"read {path.stem}")
+        return read(path, *args, **kwargs)
+
+    def transcribing(predictor, waves):
+        events.append(f"transcribe {len(waves)}")
+        return transcribe_group(predictor, waves)
+
+    monkeypatch.setattr(files.audio, "read_audio", reading)
+    monkeypatch.setattr(files, "transcribe", transcribing)
+    monkeypatch.setattr(files, "GROUP_FILES", 2)
+    answers = files.each_transcript(word_model, paths)
+    first = next(answers)
+    assert events == ["read 0", "read 1", "transcribe 2"]
+    results = [first, *answers]
+    assert events == ["read 0", "read 1", "transcribe 2", "read bad", "read 2", "transcribe 1", "read 3", "transcribe 1"]
+    assert [r.file for r in results] == [str(p) for p in paths] and results[2].error == f"{paths[2]}: file is empty (0 bytes)"
+    alone = [transcribe(word_model, [read(p, SR, max_duration=60.0)])[0] for p in paths if p.stem != "bad"]
+    assert [r.transcript for r in results if r.error is None] == alone
+
+
 @pytest.mark.fsdd
 def test_listen_plays_a_file_as_a_stream_and_says_when_there_is_no_microphone(
     trained_on_fsdd, fsdd_root, tmp_path, capsys
