@@ -3,6 +3,7 @@ line, the WebSocket, and string models (train-strings), on synthetic voices."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -21,8 +22,8 @@ from spoken_digits.recognize.strings import transcribe
 
 @pytest.fixture(scope="module")
 def word_model(trained_default) -> Predictor:
-    """The default pipeline trained on synthetic voices (the detector does not always take a run of
-    them for speech, so tests on it compare paths, not digits)."""
+    """The default pipeline trained on synthetic voices (the detector does not take every run of them
+    for speech: the strings asserted below are ones it hears whole)."""
     return Predictor.from_file(trained_default / "model.pt")
 
 
@@ -97,7 +98,7 @@ def feed_all(listener: Listener, y: np.ndarray, chunk: int) -> list[str]:
 def test_the_listener_hears_what_transcribe_hears_whatever_the_chunks_and_rate(word_model):
     y = voice_string("864", pause=0.4, seed=11)
     offline = transcribe(word_model, [y])[0]
-    assert len(offline.text) >= 2
+    assert offline.text == "864"
     small, large = Listener(word_model, 8000), Listener(word_model, 8000)
     assert "".join(feed_all(small, y, 8)) == "".join(feed_all(large, y, 8000)) == offline.text
     assert [round(w.start, 3) for w in small.words] == [round(w.start, 3) for w in large.words]
@@ -130,7 +131,7 @@ def live_gaps(y: np.ndarray) -> list[float]:
     listener = Listener(Stub(), SR)  # type: ignore[arg-type]
     listener._hear(soxr.resample(np.concatenate([y, np.zeros(SR // 2, np.float32)]), SR, endpoint.RATE))
     runs = endpoint.speech_runs(listener._probs)
-    return [(b[0] - a[1]) * endpoint.STEP / endpoint.RATE for a, b in zip(runs, runs[1:], strict=False)]
+    return [(b[0] - a[1]) * endpoint.STEP / endpoint.RATE for a, b in itertools.pairwise(runs)]
 
 
 @pytest.mark.parametrize("pair", CLOSE_PAIRS, ids=["72ms", "96ms", "144ms"])
@@ -221,7 +222,8 @@ def test_the_listener_gives_each_word_soon_after_it_ends(word_model):
     listener, chunk, shown = Listener(word_model, 8000), 160, []
     for at in range(0, len(y), chunk):
         shown += [(w, (at + chunk) / 8000) for w in listener.feed(y[at : at + chunk])]
-    assert len(shown) >= 2 and shown[0][1] < len(y) / 8000 - 0.5  # the first came well before the end
+    assert "".join(w.label for w, _ in shown) == "864"
+    assert shown[0][1] < len(y) / 8000 - 0.5  # the first came well before the end
     assert all(now - w.end <= 0.3 for w, now in shown)
 
 
@@ -285,8 +287,9 @@ def test_predict_reads_and_answers_files_a_group_at_a_time(word_model, tmp_path,
     first = next(answers)
     assert events == ["read 0", "read 1", "transcribe 2"]
     results = [first, *answers]
-    assert events == ["read 0", "read 1", "transcribe 2", "read bad", "read 2", "transcribe 1", "read 3", "transcribe 1"]
-    assert [r.file for r in results] == [str(p) for p in paths] and results[2].error == f"{paths[2]}: file is empty (0 bytes)"
+    assert events[3:] == ["read bad", "read 2", "transcribe 1", "read 3", "transcribe 1"]
+    assert [r.file for r in results] == [str(p) for p in paths]
+    assert results[2].error == f"{paths[2]}: file is empty (0 bytes)"
     alone = [transcribe(word_model, [read(p, SR, max_duration=60.0)])[0] for p in paths if p.stem != "bad"]
     assert [r.transcript for r in results if r.error is None] == alone
 
@@ -335,7 +338,7 @@ def test_the_websocket_sends_words_as_they_come_and_survives_bad_frames(word_mod
             messages.append(ws.receive_json())
     words = [m for m in messages if m["type"] == "word"]
     assert len(words) >= 2 and "".join(m["word"]["digit"] for m in words) == words[-1]["text"]
-    assert edits(words[-1]["text"], expected) <= 1  # heard at 16 kHz, resampled: about what transcribe hears
+    assert words[-1]["text"] == expected == "864"  # heard at 16 kHz, resampled: what transcribe hears at 8 kHz
     assert messages[-1] == {"type": "done", "text": words[-1]["text"]}
     with client.websocket_connect("/api/listen?rate=16000") as ws:
         ws.send_text(json.dumps({"type": "clear"}))
@@ -353,9 +356,10 @@ def test_a_string_model_trains_and_answers_through_predict(trained_default, synt
     clip = tmp_path / "three.wav"
     sf.write(clip, voice_string("864", pause=0.4, seed=11), 8000)
     capsys.readouterr()  # training's progress
-    assert main(["predict", str(out / "model.pt"), str(clip), "--json"]) == 0  # two epochs: any answer, no crash
-    answer = json.loads(capsys.readouterr().out)[0]
-    assert set(answer["text"]) <= set("0123456789") and "error" not in answer
+    assert main(["predict", str(out / "model.pt"), str(clip), "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)[0]  # two epochs: whatever the model hears, predict says it
+    assert answer["text"] == transcribe(predictor, [voice_string("864", pause=0.4, seed=11)])[0].text
+    assert "".join(w["digit"] for w in answer["words"]) == answer["text"] and "error" not in answer
     assert main(["evaluate", str(out / "model.pt"), "--data", str(synthetic_fsdd), "--no-download"]) == 2
     assert "string model" in capsys.readouterr().err
 

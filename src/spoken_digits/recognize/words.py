@@ -1,4 +1,5 @@
-"""What string recognition returns (words with times and confidences), and the piece of a recording a word is heard in."""
+"""What string recognition returns (words with times and confidences), and the piece of a recording
+a word is heard in."""
 
 from __future__ import annotations
 
