@@ -133,3 +133,32 @@ def test_loading_the_detector_leaves_torchs_threads_alone():
     torch.set_num_threads(2)
     endpoint.SpeechDetector()
     assert torch.get_num_threads() == 2
+
+
+def test_the_detector_fed_in_pieces_of_any_size_hears_what_it_hears_at_once():
+    """One loop (`PhasedRun`) serves whole clips and live streams: the pieces it is fed in change nothing."""
+    heard = endpoint._to_detector(recording(2.0, 0.7)[0], SR)  # at the detector's rate and level
+    y = np.concatenate([heard, np.zeros(endpoint.SETTLE, np.float32)])
+    whole = endpoint.PhasedRun(endpoint.detector().session).push(y[None])[0]
+    for size in (1, 100, 512, 5000):
+        run = endpoint.PhasedRun(endpoint.detector().session)
+        pieces = np.concatenate([run.push(y[None, at : at + size])[0] for at in range(0, len(y), size)])
+        assert np.array_equal(pieces, whole)
+    (offline,) = endpoint.detector().probabilities([recording(2.0, 0.7)[0]], SR)
+    assert np.array_equal(offline, whole[: len(offline)]) and (offline >= endpoint.ENTER).any()
+
+
+def test_stretches_never_reach_back_into_the_one_before():
+    """Runs 100 ms apart (samples at 8 kHz): the second's lead stops where the first's trail ends."""
+    lead, trail = round(endpoint.LEAD * SR), round(endpoint.TRAIL * SR)
+    assert endpoint.widen([(2000, 4000), (4800, 6000)], SR) == [
+        (2000 - lead, 4000 + trail),
+        (4000 + trail, 6000 + trail),
+    ]
+    assert endpoint.widen([(2000, 4000)], SR, after=1500) == [(1500, 4000 + trail)]
+    probs = np.zeros(200, np.float32)
+    probs[20:60], probs[72:120] = 0.9, 0.9  # 12 steps (96 ms) apart: one stretch offline, two live
+    step = endpoint.STEP * SR // endpoint.RATE
+    assert endpoint.stretches(probs, SR) == [(20 * step - lead, 120 * step + trail)]
+    live = endpoint.stretches(probs, SR, gap=0.06)
+    assert live == [(20 * step - lead, 60 * step + trail), (60 * step + trail, 120 * step + trail)]

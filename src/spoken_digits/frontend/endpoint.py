@@ -15,6 +15,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import numpy as np
 import soxr
@@ -83,32 +84,65 @@ class SpeechDetector:
         for start in range(0, len(order), BATCH):
             group = order[start : start + BATCH]
             heard = [_to_detector(waves[i], sr) for i in group]
-            shifted = [np.pad(y, (SETTLE + j * STEP, SETTLE)) for y in heard for j in range(PHASES)]
-            runs = self._run(shifted)
+            x = np.zeros((len(group), max(len(y) for y in heard) + SETTLE), np.float32)  # SETTLE of silence after
+            for k, y in enumerate(heard):
+                x[k, : len(y)] = y
+            probs = PhasedRun(self.session, len(group)).push(x)
             for k, i in enumerate(group):
-                n, skip = -(-len(heard[k]) // STEP), SETTLE // STEP
-                # phase j's step c covers sub-steps c * PHASES - j ...: repeat each step, drop the first j
-                phases = [np.repeat(runs[k * PHASES + j], PHASES)[skip + j : skip + j + n] for j in range(PHASES)]
-                out[i] = np.max(np.stack(phases), axis=0)
+                out[i] = probs[k, : -(-len(heard[k]) // STEP)]
         return out
-
-    def _run(self, waves: list[np.ndarray]) -> list[np.ndarray]:
-        steps = [-(-len(w) // CHUNK) for w in waves]
-        x = np.zeros((len(waves), max(steps) * CHUNK + CONTEXT), np.float32)
-        for i, w in enumerate(waves):
-            x[i, CONTEXT : CONTEXT + len(w)] = w
-        state = np.zeros((2, len(waves), 128), np.float32)
-        rate = np.array(RATE, dtype=np.int64)
-        probs = np.zeros((len(waves), max(steps)), np.float32)
-        for step in range(max(steps)):
-            window = x[:, step * CHUNK : (step + 1) * CHUNK + CONTEXT]
-            p, state = self.session.run(None, {"input": window, "state": state, "sr": rate})
-            probs[:, step] = p[:, 0]
-        return [probs[i, :n] for i, n in enumerate(steps)]
 
     def find(self, waves: Sequence[np.ndarray], sr: int) -> list[Segment | None]:
         """The word in each mono waveform at `sr` Hz, or None where no speech is found."""
         return [word(p, y, sr) for p, y in zip(self.probabilities(waves, sr), waves, strict=True)]
+
+
+class PhasedRun:
+    """The detector over `count` streams at once, each heard at PHASES alignments of its 32 ms steps, as
+    the audio comes. `push` takes the next samples of every stream (count, n) at RATE, level-normalised,
+    and returns the probabilities (count, k) of the next k 8 ms sub-steps that every alignment has now
+    covered (each their highest). Used whole (`SpeechDetector.probabilities`) and live (`Listener`): one
+    loop, so both hear the same. Each stream starts after SETTLE of silence; sub-step 0 is its first STEP."""
+
+    def __init__(self, session: Any, count: int = 1) -> None:
+        self.session, self.count = session, count
+        lead = SETTLE + CONTEXT + (PHASES - 1) * STEP  # the silence every phase's first window reaches back into
+        self._audio = np.zeros((count, lead), np.float32)
+        self._audio_start = -lead  # stream index of _audio[:, 0]
+        self._next = -SETTLE  # where phase 0's next step starts; phase j's starts j * STEP earlier
+        self._state = np.zeros((2, count * PHASES, 128), np.float32)
+        self._votes = np.zeros((count, 0), np.float32)  # highest probability so far of sub-steps _done on
+        self._done = 0  # sub-steps returned so far
+        self._rate = np.array(RATE, dtype=np.int64)
+
+    def push(self, audio: np.ndarray) -> np.ndarray:
+        """The next samples (count, n) of every stream; the probabilities (count, k) now complete."""
+        self._audio = np.concatenate([self._audio, np.asarray(audio, np.float32).reshape(self.count, -1)], axis=1)
+        end = self._audio_start + self._audio.shape[1]
+        steps = []
+        while self._next + CHUNK <= end:  # phase 0 starts last: when it has a whole step, every phase has
+            lows = [self._next - j * STEP - CONTEXT - self._audio_start for j in range(PHASES)]
+            windows = np.stack([self._audio[:, lo : lo + CONTEXT + CHUNK] for lo in lows], axis=1)
+            p, self._state = self.session.run(
+                None, {"input": windows.reshape(self.count * PHASES, -1), "state": self._state, "sr": self._rate}
+            )
+            steps.append((self._next, p[:, 0].reshape(self.count, PHASES)))
+            self._next += CHUNK
+        if steps:  # votes reach up to where phase 0's next step starts
+            more = self._next // STEP - self._done - self._votes.shape[1]
+            self._votes = np.pad(self._votes, ((0, 0), (0, max(more, 0))))
+            for at, p in steps:
+                for j in range(PHASES):  # phase j's step at `at - j * STEP` covers PHASES sub-steps from there
+                    first = (at - j * STEP) // STEP
+                    lo, hi = max(first, self._done) - self._done, first + PHASES - self._done
+                    if hi > lo:
+                        self._votes[:, lo:hi] = np.maximum(self._votes[:, lo:hi], p[:, j : j + 1])
+        keep = self._next - (PHASES - 1) * STEP - CONTEXT - self._audio_start  # audio no phase needs any more
+        self._audio, self._audio_start = self._audio[:, keep:], self._audio_start + keep
+        final = max((self._next - (PHASES - 1) * STEP) // STEP, self._done)  # below every phase's next step
+        out, self._votes = self._votes[:, : final - self._done], self._votes[:, final - self._done :]
+        self._done = final
+        return out
 
 
 def _to_detector(y: np.ndarray, sr: int) -> np.ndarray:
@@ -132,9 +166,10 @@ def normalise_level(y: np.ndarray) -> np.ndarray:
     return (y * gain).astype(np.float32)
 
 
-def speech_runs(probs: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) indices of speech in `probs` by hysteresis: from a step >= ENTER until one below LEAVE."""
-    runs, start, on = [], 0, False
+def speech_runs(probs: np.ndarray, *, on: bool = False) -> list[tuple[int, int]]:
+    """[start, end) indices of speech in `probs` by hysteresis: from a step >= ENTER until one below LEAVE.
+    `on`: a run is already under way before probs[0] (it goes on from index 0 until a step below LEAVE)."""
+    runs, start = [], 0
     for i, p in enumerate(probs):
         if not on and p >= ENTER:
             start, on = i, True
@@ -157,17 +192,72 @@ def merge_runs(runs: Sequence[tuple[int, int]], gap: float) -> list[tuple[int, i
     return merged
 
 
+# The run logic, in one place for a clip (`word`), a recording (`stretches`) and a live stream (`Listener`):
+# hysteresis runs of the probabilities (sub-steps), joined over short gaps (`joined_runs`); in samples, with
+# clicks dropped (`runs`); widened by the margins, no stretch reaching back into the one before (`widen`).
+
+
+def joined_runs(probs: np.ndarray, gap: float, *, on: bool = False) -> list[tuple[int, int]]:
+    """Speech runs [start, end) in sub-steps of `probs` (`speech_runs`), those less than `gap` s apart joined."""
+    return merge_runs(speech_runs(probs, on=on), gap * RATE / STEP)
+
+
+def runs(
+    probs: np.ndarray, sr: int, *, gap: float = MERGE_GAP, first: int = 0, n: int | None = None, on: bool = False
+) -> list[tuple[int, int]]:
+    """Speech [start, end) in samples at `sr`: `joined_runs`, runs shorter than MIN_RUN dropped (clicks).
+    probs[0] is sub-step `first` of the recording (sample positions count from its start); ends are capped
+    at `n` samples, the recording's length when known."""
+    step = STEP * sr / RATE  # samples per probability
+    found = []
+    for a, b in joined_runs(probs, gap, on=on):
+        start, end = round((first + a) * step), round((first + b) * step)
+        end = end if n is None else min(end, n)
+        if end - start >= MIN_RUN * sr:
+            found.append((start, end))
+    return found
+
+
+def widen(found: Sequence[tuple[int, int]], sr: int, *, after: int | None = None) -> list[tuple[int, int]]:
+    """Runs [start, end) in samples widened by LEAD before and TRAIL after (the detector starts late on
+    fricatives), none starting before the one before it ends, nor before `after`: no sample is heard twice.
+    They may reach past the recording's ends (start < 0, end > its length), like Segment."""
+    lead, trail = round(LEAD * sr), round(TRAIL * sr)
+    out: list[tuple[int, int]] = []
+    for a, b in found:
+        start = a - lead
+        if out:
+            start = max(start, out[-1][1])
+        if after is not None:
+            start = max(start, after)
+        out.append((start, b + trail))
+    return out
+
+
+def stretches(
+    probs: np.ndarray,
+    sr: int,
+    *,
+    n: int | None = None,
+    gap: float = MERGE_GAP,
+    first: int = 0,
+    after: int | None = None,
+    on: bool = False,
+) -> list[tuple[int, int]]:
+    """Stretches of speech [start, end) in samples at `sr`: `runs` widened by `widen` (see both)."""
+    return widen(runs(probs, sr, gap=gap, first=first, n=n, on=on), sr, after=after)
+
+
 def word(probs: np.ndarray, y: np.ndarray, sr: int) -> Segment | None:
-    """One word from a clip's probabilities (`SpeechDetector.probabilities`): runs merged over short
-    gaps, clicks dropped, the run with the most energy kept and widened by LEAD and TRAIL; None if no run."""
-    step = STEP * sr / RATE  # samples of `y` per probability
-    runs = [(round(a * step), min(round(b * step), len(y))) for a, b in speech_runs(probs)]
-    kept = [(a, b) for a, b in merge_runs(runs, MERGE_GAP * sr) if b - a >= MIN_RUN * sr]
+    """One word from a clip's probabilities (`SpeechDetector.probabilities`): the run (`runs`) with the most
+    energy, widened by LEAD and TRAIL; None if there is no run."""
+    kept = runs(probs, sr, n=len(y))
     if not kept:
         return None
     energy = np.concatenate([[0.0], np.cumsum(np.square(y, dtype=np.float64))])
-    start, end = max(kept, key=lambda run: energy[run[1]] - energy[run[0]])
-    return Segment(start - round(LEAD * sr), end + round(TRAIL * sr), len(kept))
+    best = max(kept, key=lambda run: energy[run[1]] - energy[run[0]])
+    (start, end), *_ = widen([best], sr)
+    return Segment(start, end, len(kept))
 
 
 @functools.cache

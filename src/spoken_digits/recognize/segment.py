@@ -28,13 +28,21 @@ FLOOR_DB = -80.0  # the quietest noise floor assumed (a real microphone's is abo
 
 def level_db(y: np.ndarray, sr: int) -> np.ndarray:
     """Level in dB of each FRAME of `y`, smoothed over three frames."""
+    return smooth_db(frame_power(y, sr))
+
+
+def frame_power(y: np.ndarray, sr: int) -> np.ndarray:
+    """Mean power of each whole FRAME of `y` (a part frame at the end is left out)."""
     f = max(1, round(FRAME * sr))
     n = len(y) // f
-    if n == 0:
+    return np.mean(np.square(y[: n * f].reshape(n, f), dtype=np.float64), axis=1)
+
+
+def smooth_db(power: np.ndarray) -> np.ndarray:
+    """Frame powers in dB, each averaged with its two neighbours first (silence beyond the ends)."""
+    if len(power) == 0:
         return np.zeros(0)
-    power = np.mean(np.square(y[: n * f].reshape(n, f), dtype=np.float64), axis=1)
-    power = np.convolve(power, np.ones(3) / 3, mode="same")
-    return 10 * np.log10(power + 1e-10)
+    return 10 * np.log10(np.convolve(power, np.ones(3) / 3, mode="same") + 1e-10)
 
 
 def noise_floor(level: np.ndarray) -> float:
@@ -62,6 +70,17 @@ def cut_candidates(level: np.ndarray, start: int, end: int, floor: float) -> lis
         if all(abs(i - k) >= spacing for k, _ in kept) and min(i - start, end - i) * FRAME >= MIN_WORD:
             kept.append((i, share))
     return sorted(kept)
+
+
+def deepest_dip(y: np.ndarray, sr: int, floor: float) -> int:
+    """The sample of `y` where it is best cut in two: the start of the frame of its deepest dip
+    (`cut_candidates`, the largest share of the way down to `floor`), or of its quietest frame if it has none."""
+    level = level_db(y, sr)
+    if len(level) == 0:
+        return len(y)
+    cuts = cut_candidates(level, 0, len(level), floor)
+    frame = max(cuts, key=lambda cut: (cut[1], -level[cut[0]]))[0] if cuts else int(np.argmin(level))
+    return frame * max(1, round(FRAME * sr))
 
 
 def _segmentations(bounds: Sequence[int], sr: int) -> list[tuple[int, int]]:

@@ -17,7 +17,7 @@ from spoken_digits.frontend import endpoint
 from spoken_digits.recognize.ctc import decode_ctc
 from spoken_digits.recognize.predict import BasePredictor, Predictor
 from spoken_digits.recognize.segment import decode_segments, level_db, noise_floor
-from spoken_digits.recognize.words import Transcript, Word, stretches
+from spoken_digits.recognize.words import Transcript, Word
 
 
 def decode(
@@ -43,7 +43,7 @@ def transcribe(predictor: BasePredictor, waves: Sequence[np.ndarray]) -> list[Tr
     """The words in each mono waveform at the predictor's rate (no speech or no words: an empty transcript)."""
     sr = predictor.audio_cfg.sr
     probs = endpoint.detector().probabilities(waves, sr) if len(waves) else []
-    spans = [stretches(p, len(y), sr) for y, p in zip(waves, probs, strict=True)]
+    spans = [endpoint.stretches(p, sr, n=len(y)) for y, p in zip(waves, probs, strict=True)]
     return [
         Transcript(tuple(words), len(y) / sr, rejected)
         for y, (words, rejected) in zip(waves, decode(predictor, waves, spans), strict=True)

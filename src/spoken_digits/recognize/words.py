@@ -1,13 +1,11 @@
-"""What string recognition returns (words with times and confidences) and where it looks for them
-(stretches of speech found by the speech detector)."""
+"""What string recognition returns (words with times and confidences), and the piece of a recording
+a word is heard in."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-
-from spoken_digits.frontend import endpoint
 
 LOW_CONFIDENCE = 0.7  # a word whose probability is below this is marked `low`
 REJECT = 0.5  # a piece whose best word is below this is no word of the model (chosen on training takes)
@@ -57,17 +55,6 @@ class Transcript:
 def join_labels(labels: list[str]) -> str:
     """Labels as one string: run together when each is one character (digits), else spaced (words)."""
     return "".join(labels) if all(len(x) == 1 for x in labels) else " ".join(labels)
-
-
-def stretches(probs: np.ndarray, n: int, sr: int) -> list[tuple[int, int]]:
-    """Stretches of speech [start, end) in samples of a recording n samples long at `sr`: the detector's
-    runs merged over gaps under endpoint.MERGE_GAP, runs shorter than endpoint.MIN_RUN dropped, widened
-    by endpoint.LEAD and TRAIL (and may reach past the recording's ends, like endpoint.Segment)."""
-    step = endpoint.STEP * sr / endpoint.RATE
-    runs = [(round(a * step), min(round(b * step), n)) for a, b in endpoint.speech_runs(probs)]
-    lead, trail = round(endpoint.LEAD * sr), round(endpoint.TRAIL * sr)
-    merged = endpoint.merge_runs(runs, endpoint.MERGE_GAP * sr)
-    return [(a - lead, b + trail) for a, b in merged if b - a >= endpoint.MIN_RUN * sr]
 
 
 def piece(y: np.ndarray, a: int, b: int) -> np.ndarray:
