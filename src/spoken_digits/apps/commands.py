@@ -335,6 +335,24 @@ def _key_values(items: list[str], option: str) -> dict[str, Any]:
     return pairs
 
 
+def cache(args: argparse.Namespace) -> int:
+    from spoken_digits.data import cachedir
+    from spoken_digits.data.cache import clips_folder
+
+    folder = clips_folder()
+    if not args.prune and (args.keep is not None or args.max_size is not None):
+        raise ParameterError("--keep and --max-size say what --prune keeps: add --prune")
+    if args.prune:
+        limit = None if args.max_size is None else cachedir.parse_size(args.max_size)
+        removed, busy = cachedir.prune(folder, keep=args.keep, max_bytes=limit)
+        for store in removed:
+            print(f"removed {store.path.name} ({store.nbytes / 1e6:.1f} MB; {store.why_stale or 'over the limit'})")
+        if busy:
+            print(f"kept {busy} store(s) that another run is reading", file=sys.stderr)
+    print(f"{folder}:\n{cachedir.table(cachedir.stores(folder))}")
+    return 0
+
+
 def models(args: argparse.Namespace) -> int:
     for name, (_, description) in MODELS.items():
         print(f"{name:10s} {description}")

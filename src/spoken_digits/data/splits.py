@@ -30,8 +30,10 @@ class Fold:
 def effective(clips: Sequence[Clip], name: SplitName) -> SplitName:
     """The split `name` means for these clips: `official` without an own test split becomes speakers or random."""
     if name is SplitName.OFFICIAL and not any(c.split == "test" for c in clips):
-        return SplitName.SPEAKERS if all(c.speaker for c in clips) and len({c.speaker for c in clips}) >= 3 else (
-            SplitName.RANDOM
+        return (
+            SplitName.SPEAKERS
+            if all(c.speaker for c in clips) and len({c.speaker for c in clips}) >= 3
+            else (SplitName.RANDOM)
         )
     return name
 
