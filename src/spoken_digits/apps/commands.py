@@ -102,7 +102,12 @@ def train(args: argparse.Namespace) -> int:
         with _distributed(cfg.train.device):
             metrics = run()
     except KeyboardInterrupt:
-        say(f"spoken-digits: interrupted; progress is saved, continue with: spoken-digits train --resume {out}")
+        from spoken_digits.training.runstate import RunState
+
+        if RunState(out).exists():
+            say(f"spoken-digits: interrupted; progress is saved, continue with: spoken-digits train --resume {out}")
+        else:  # stopped while the data was read: nothing of the run was written
+            say("spoken-digits: interrupted before the run started (nothing saved); run the same command again")
         return 130
     result = headline(metrics["test_accuracy"], metrics.get("val_accuracy"))
     if "folds" in metrics:
