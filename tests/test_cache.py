@@ -377,13 +377,20 @@ def test_cache_command_lists_and_prunes(
     b = cache.prepare(wavs[4:12], TRIM, workers=1, progress=False).path
     c = cache.prepare(wavs[12:14], VAD, workers=1, progress=False).path
     touch(wavs[1])  # a can never be used again; nothing has replaced it yet
+    old = a.parent / "0123456789abcdef01234567"  # a store of the first format: one copy of everything
+    old.mkdir()
+    (old / "meta.json").write_text('{"format": 1}')
+    (old / "waves.f32").write_bytes(b"\0" * 4000)
     assert main(["cache", "--list"]) == 0
     listed = capsys.readouterr().out
+    assert f"{old.name}        0 clips        0.0 MB  used" in listed and "stale: format 1" in listed
     assert f"{a.name}        4 clips" in listed and f"stale: {wavs[1]} changed since" in listed
     assert f"{b.name}        8 clips" in listed and f"{c.name}        2 clips" in listed
-    assert listed.count("current") == 2 and "3 store(s)" in listed
+    assert listed.count("current") == 2 and "4 store(s)" in listed
     assert main(["cache", "--prune"]) == 0
-    assert f"removed {a.name}" in capsys.readouterr().out and sorted(os.listdir(a.parent)) == sorted([b.name, c.name])
+    pruned = capsys.readouterr().out
+    assert f"removed {a.name}" in pruned and f"removed {old.name}" in pruned
+    assert sorted(os.listdir(a.parent)) == sorted([b.name, c.name])
     os.utime(b / "meta.json", (1, 1))  # b unused for a long time
     assert main(["cache", "--prune", "--keep", "1"]) == 0
     assert f"removed {b.name}" in capsys.readouterr().out and os.listdir(a.parent) == [c.name]

@@ -280,11 +280,17 @@ def test_checkpoint_from_elsewhere_is_refused(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["train"], ["evaluate"], ["predict"], ["serve"], ["diagnose"], ["study"], ["report"], ["models"]]
+    "command",
+    [[], ["train"], ["evaluate"], ["predict"], ["serve"], ["diagnose"], ["study"], ["report"], ["models"], ["cache"]],
 )
 def test_help_runs_for_every_command(command):
     run = subprocess.run([sys.executable, "-m", "spoken_digits", *command, "--help"], capture_output=True, text=True)
     assert run.returncode == 0 and run.stdout.startswith("usage: spoken-digits")
+
+
+def test_the_top_level_help_speaks_of_any_data_not_only_fsdd():
+    description = build_parser().description or ""
+    assert "use models on FSDD" not in description and "your own labelled audio" in description
 
 
 def test_every_option_has_help_text():

@@ -198,11 +198,12 @@ def prepare(
                 shutil.rmtree(folder)  # not ours to have made: complete folders always hold META
             try:
                 os.replace(staging, folder)
-                (folder / LOCK).unlink()
             except OSError:
                 if not (folder / META).exists():
                     raise
                 shutil.rmtree(staging)  # another process finished the same cache first: use theirs
+            else:
+                (folder / LOCK).unlink(missing_ok=True)
     finally:
         for donor in donors:
             donor.close()

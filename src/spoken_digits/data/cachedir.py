@@ -184,23 +184,25 @@ def stores(parent: Path, *, vad_versions: dict[bool, dict[str, Any]] | None = No
         return found
     for folder in sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:
-            meta = json.loads((folder / META).read_text(encoding="utf-8"))
-            used, nbytes = (folder / META).stat().st_mtime, (folder / WAVES).stat().st_size
-        except (OSError, ValueError):
+            found.append(_info(folder, current))
+        except (OSError, ValueError, KeyError, TypeError):
             found.append(StoreInfo(folder, 0, _size(folder), 0.0, {}, "", "damaged or unfinished"))
-            continue
-        if meta.get("format") != FORMAT:
-            found.append(StoreInfo(folder, 0, _size(folder), used, {}, "", f"format {meta.get('format')!r}"))
-            continue
-        settings = meta["audio"]
-        vad = bool(settings.get("vad"))
-        if vad not in current:
-            current[vad] = versions(vad)
-        why = _stale(meta, current[vad])
-        paths = meta["files"]
-        root = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else ""
-        found.append(StoreInfo(folder, len(paths), nbytes, used, settings, root, why))
     return sorted(found, key=lambda s: -s.last_used)
+
+
+def _info(folder: Path, current: dict[bool, dict[str, Any]]) -> StoreInfo:
+    """One store as listed: its size, when it was last used, its settings and whether it is stale."""
+    meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    used, nbytes = (folder / META).stat().st_mtime, (folder / WAVES).stat().st_size
+    if meta.get("format") != FORMAT:
+        return StoreInfo(folder, 0, _size(folder), used, {}, "", f"format {meta.get('format')!r}")
+    settings = meta["audio"]
+    vad = bool(settings["vad"])
+    if vad not in current:
+        current[vad] = versions(vad)
+    paths = meta["files"]
+    root = os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else ""
+    return StoreInfo(folder, len(paths), nbytes, used, settings, root, _stale(meta, current[vad]))
 
 
 def _stale(meta: dict[str, Any], now: dict[str, Any]) -> str:
