@@ -14,6 +14,7 @@ from spoken_digits.frontend.augment import (
     REVERB_TAIL,
     Augmenter,
     add_context,
+    babble,
     band_limit,
     colored_noise,
     mask_runs,
@@ -200,3 +201,18 @@ def test_the_augmenter_puts_about_its_share_of_clips_in_rooms_of_many_kinds():
     assert 150 < int(longer.sum()) < 250  # about half the clips
     rooms = {tuple(out.x[i, :20].round(decimals=2).flatten().tolist()) for i in range(400) if longer[i]}
     assert len(rooms) > 20  # many different rooms, not one or two
+
+
+def test_a_clips_babble_never_holds_the_clip_itself():
+    """Each clip a pure tone of its own: the babble of a clip has no energy at the clip's own frequency
+    (and every other clip's tone may be there). A batch of one has no one else to babble."""
+    batch, width = 8, 256
+    t = torch.arange(width, dtype=torch.float64)
+    words = torch.stack([torch.sin(2 * torch.pi * 4 * (i + 1) * t / width) for i in range(batch)])
+    own = torch.arange(batch)
+    for seed in range(20):
+        spectrum = torch.fft.rfft(babble(words, width, torch.Generator().manual_seed(seed))).abs()
+        assert spectrum[own, 4 * (own + 1)].max() < 1e-6 * spectrum.max(), f"seed {seed}"
+        heard = spectrum[:, 4 * (own + 1)] > 1e-3 * spectrum.max()  # (clip, talker)
+        assert heard.sum(1).min() >= 1
+    assert not babble(words[:1], width, torch.Generator().manual_seed(0)).any()

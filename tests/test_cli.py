@@ -280,11 +280,17 @@ def test_checkpoint_from_elsewhere_is_refused(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["train"], ["evaluate"], ["predict"], ["serve"], ["diagnose"], ["study"], ["report"], ["models"]]
+    "command",
+    [[], ["train"], ["evaluate"], ["predict"], ["serve"], ["diagnose"], ["study"], ["report"], ["models"], ["cache"]],
 )
 def test_help_runs_for_every_command(command):
     run = subprocess.run([sys.executable, "-m", "spoken_digits", *command, "--help"], capture_output=True, text=True)
     assert run.returncode == 0 and run.stdout.startswith("usage: spoken-digits")
+
+
+def test_the_top_level_help_speaks_of_any_data_not_only_fsdd():
+    description = build_parser().description or ""
+    assert "use models on FSDD" not in description and "your own labelled audio" in description
 
 
 def test_every_option_has_help_text():
@@ -339,6 +345,7 @@ def test_diagnose_refuses_options_it_would_ignore(capsys, argv, message):
 def test_diagnose_arrays_uses_param_without_model(tmp_path, monkeypatch):
     """--param reaches the diagnosed model even when --model is left at the default (conv1d)."""
     from spoken_digits import diagnose
+
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "x.npz", X=rng.standard_normal((20, 16, 8)).astype(np.float32), y=np.arange(20) % 10)
     seen = {}
@@ -400,3 +407,29 @@ def test_noise_dir_reaches_training_and_needs_a_preset_with_noise(synthetic_fsdd
     assert config["augment"]["noise_dir"] == str(noises.resolve()) and config["augment"]["noise"] > 0
     assert train(synthetic_fsdd, tmp_path / "clean", "--preset", "clean", "--noise-dir", str(noises)) == 2
     assert "noise_dir needs noise > 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stop_in", ["load_corpus", "fit"])
+def test_an_interrupt_before_the_first_epoch_ends_keeps_its_promise(
+    synthetic_fsdd, tmp_path, capsys, monkeypatch, stop_in
+):
+    """Stopped while the data is read, nothing is saved and the message says so; stopped in the first epoch,
+    the saved config is enough for --resume, as the message promises."""
+    from spoken_digits.training import experiment
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, stop_in, interrupted)
+    out = tmp_path / "run"
+    assert train(synthetic_fsdd, out, "--preset", "clean", "--epochs", "1") == 130
+    said = capsys.readouterr().err
+    monkeypatch.undo()
+    resumed = main(["train", "--resume", str(out), "--data", str(synthetic_fsdd)])
+    if stop_in == "fit":
+        assert f"interrupted; progress is saved, continue with: spoken-digits train --resume {out}" in said
+        assert resumed == 0 and (out / "metrics.json").is_file() and not (out / ".state").exists()
+    else:
+        assert "interrupted before the run started (nothing saved); run the same command again" in said
+        assert resumed == 2 and "nothing to resume" in capsys.readouterr().err
+        assert train(synthetic_fsdd, out, "--preset", "clean", "--epochs", "1") == 0

@@ -123,3 +123,25 @@ def test_reading_a_dataset_leaves_torchs_threads_alone(synthetic_fsdd, tmp_path)
     env = {**os.environ, "SPOKEN_DIGITS_CACHE": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.split()[-1] == "2"
+
+
+def test_an_os_error_on_rank_0_reaches_every_rank(monkeypatch):
+    """A full disk or an unreadable cache on rank 0 is sent to the other ranks, which would otherwise wait in
+    the broadcast until the collective times out; it becomes one DatasetError everywhere."""
+    from spoken_digits.errors import DatasetError
+
+    sent = []
+
+    def broadcast(objects, src):
+        sent.append(list(objects))
+
+    monkeypatch.setattr(experiment.torch.distributed, "broadcast_object_list", broadcast)
+
+    def fill_cache():
+        raise OSError(28, "No space left on device", "/cache/clips/x/waves.f32")
+
+    with pytest.raises(
+        DatasetError, match=r"^rank 0: \[Errno 28\] No space left on device: '/cache/clips/x/waves.f32'"
+    ):
+        experiment._rank0_first(fill_cache, main=True)
+    assert sent == [["[Errno 28] No space left on device: '/cache/clips/x/waves.f32'"]]

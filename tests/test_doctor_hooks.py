@@ -339,3 +339,39 @@ def test_a_file_that_is_no_checkpoint_gets_one_safe_line_from_the_cli(tmp_path, 
         "(not a PyTorch checkpoint file)"
     ], captured.err
     assert "weights_only" not in captured.err + captured.out and "Traceback" not in captured.err
+
+
+def test_the_hooks_keep_a_sample_of_the_training_rows_and_still_see_every_leak(monkeypatch):
+    """A large training array is read block by block, never copied whole (3-4 copies before; the peak left
+    is the examination of the sample, whatever the training size): the watch keeps MAX_TRAIN_EXAMINED rows,
+    and still finds validation clips hidden among all of them and a scaler fitted elsewhere, as the
+    whole-array checks do."""
+    import importlib
+    import tracemalloc
+
+    from spoken_digits.diagnose.watch import MAX_TRAIN_EXAMINED
+
+    examine_module = importlib.import_module("spoken_digits.diagnose.examine")  # the package's `examine` is a function
+    monkeypatch.setattr(examine_module, "BLOCK_VALUES", 1 << 16, raising=False)  # small blocks for a small array
+    x, y = blobs(12100, steps=40, width=40)  # 77 MB of training features
+    louder = blobs(500, steps=40, width=40, seed=1)[0] * 1.1 + 0.1  # the scaler's statistics: another set
+    x = ((x - louder.mean(axis=(0, 1))) / louder.std(axis=(0, 1))).astype(np.float32)
+    train, y_train, val, y_val = x[:12000], y[:12000], x[12000:], y[12000:]
+    hidden = np.random.default_rng(3).choice(12000, 50, replace=False)
+    train[hidden], y_train[hidden] = val[:50], y_val[:50]  # half the validation clips are training clips too
+    tracemalloc.start()
+    watch = Watch(val, y_val, x_train=train, y_train=y_train)
+    found = watch.begin(np.zeros((len(y_val), 10)), y_val, LossKind(applies_softmax=True, sparse=True))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < train.nbytes / 2, f"peak {peak / 1e6:.1f} MB for a {train.nbytes / 1e6:.1f} MB training array"
+    assert watch.x_train is not None and watch.x_train.shape == (MAX_TRAIN_EXAMINED, 40, 40)
+    assert watch.y_train is not None and len(watch.y_train) == MAX_TRAIN_EXAMINED
+    leak = next(f for f in found if f.code == "split_leak")
+    assert leak.severity is Severity.ERROR and leak.evidence["shared_clips"] == 50
+    assert "normalisation_leak" in [f.code for f in found]
+    assert split_leak(train, val)[0].evidence == leak.evidence  # as the whole-array check finds
+    doctor = Doctor(torch.from_numpy(val), torch.from_numpy(y_val), x_train=torch.from_numpy(train),
+                    y_train=torch.from_numpy(y_train), verbose=False)  # fmt: skip
+    assert doctor.watch.x_train is not None and len(doctor.watch.x_train) == MAX_TRAIN_EXAMINED
+    assert [f.evidence["shared_clips"] for f in doctor.watch._leaks] == [50]

@@ -9,19 +9,30 @@ import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 from spoken_digits.apps import commands, limits, options
 from spoken_digits.errors import SpokenDigitsError
+
+SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
         prog="spoken-digits",
-        description="Recognise spoken digits from mel spectrograms: train, evaluate and use models on FSDD.",
+        description="Recognise spoken digits (or your own words): train models on FSDD or your own labelled "
+        "audio, evaluate, diagnose, export and serve them, and hear digits in files or from a microphone.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (*PARSERS, _cache):
+        add(sub)
+    sub.add_parser("models", help="list the registered models", description="List the registered models.")
+    return parser
 
+
+def _train(sub: SubParsers) -> None:
+    """`train`: the run config, the data, where to write, --resume."""
     t = sub.add_parser(
         "train",
         help="train and evaluate a model on FSDD or your own labelled audio",
@@ -63,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     options.data_options(t)
 
+
+def _evaluate(sub: SubParsers) -> None:
+    """`evaluate`: score a saved model on a split."""
     e = sub.add_parser(
         "evaluate",
         help="score a saved model on a dataset's test split",
@@ -76,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, help="also write metrics.json and confusion.png here")
     options.data_options(e)
 
+
+def _predict(sub: SubParsers) -> None:
+    """`predict`: the digits said in files."""
     p = sub.add_parser(
         "predict",
         help="the digits said in audio files (one or many per file)",
@@ -99,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     options.device_option(p)
 
+
+def _listen(sub: SubParsers) -> None:
+    """`listen`: live from the microphone, or a file as a stream."""
     li = sub.add_parser(
         "listen",
         help="recognise digits live from the microphone, as they are spoken",
@@ -110,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--file", type=Path, help="listen to an audio file as a stream instead of the microphone")
     li.add_argument("--json", action="store_true", help="print each word as a JSON line")
 
+
+def _train_strings(sub: SubParsers) -> None:
+    """`train-strings`: a CTC string model from a word model."""
     s = sub.add_parser(
         "train-strings",
         help="train a string model (CTC) for touching digits, starting from a word model",
@@ -124,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed of the recordings and augmentation (default: 0)")
     options.data_options(s, fsdd_only=True)
 
+
+def _serve(sub: SubParsers) -> None:
+    """`serve`: the local web page and JSON API."""
     w = sub.add_parser(
         "serve",
         help="a local web page to try a model with your microphone or files",
@@ -138,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     limits.add_options(w)
 
+
+def _diagnose(sub: SubParsers) -> None:
+    """`diagnose`: why a model does not learn."""
     d = sub.add_parser(
         "diagnose",
         help="tell why a model does not learn: data, labels, training dynamics",
@@ -164,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
     d.add_argument("--out", type=Path, metavar="DIR", help="also write DIR/diagnosis.json")
 
+
+def _export(sub: SubParsers) -> None:
+    """`export`: a checkpoint as one ONNX graph."""
     x = sub.add_parser(
         "export",
         help="export a checkpoint to ONNX (waveforms in, logits out)",
@@ -174,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--onnx", type=Path, required=True, metavar="OUT.onnx", help="where to write the ONNX model")
     x.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
 
+
+def _study(sub: SubParsers) -> None:
+    """`study`: a grid of runs, aggregated."""
     g = sub.add_parser(
         "study",
         help="run a grid of training runs (models x features x splits x seeds) and aggregate it",
@@ -194,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     options.data_options(g)
 
+
+def _report(sub: SubParsers) -> None:
+    """`report`: a study as Markdown and HTML."""
     r = sub.add_parser(
         "report",
         help="render a study as Markdown and self-contained HTML",
@@ -202,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("study", type=Path, metavar="STUDY_DIR", help="a folder written by spoken-digits study")
     r.add_argument("--out", type=Path, help="where to write the report (default: the study folder)")
 
+
+def _robustness(sub: SubParsers) -> None:
+    """`robustness`: scores under noise, rooms, band and level."""
     b = sub.add_parser(
         "robustness",
         help="score a saved model on test clips corrupted by noise, reverberation, band and level",
@@ -237,8 +278,42 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     options.data_options(b, fsdd_only=True)
 
-    sub.add_parser("models", help="list the registered models", description="List the registered models.")
-    return parser
+
+def _cache(sub: SubParsers) -> None:
+    """`cache`: list or prune the front end's clip stores."""
+    c = sub.add_parser(
+        "cache",
+        help="list or prune the front end's clip cache",
+        description="List the clip stores the front end keeps under $SPOKEN_DIGITS_CACHE/clips (default "
+        "~/.cache/spoken-digits/clips), most recently used first, or remove those no run can use again: "
+        "built by other front-end code, a detector or libraries since replaced, or over files changed since. "
+        "A store another process is reading is never removed.",
+    )
+    c.add_argument("--list", action="store_true", help="list the stores (the default)")
+    c.add_argument("--prune", action="store_true", help="remove the stores no run can use again, then list")
+    c.add_argument(
+        "--keep", type=int, metavar="N", help="with --prune: also keep no more than the N most recently used"
+    )
+    c.add_argument(
+        "--max-size",
+        metavar="SIZE",
+        help="with --prune: also remove the least recently used until at most SIZE remain (e.g. 20G)",
+    )
+
+
+PARSERS = (
+    _train,
+    _evaluate,
+    _predict,
+    _listen,
+    _train_strings,
+    _serve,
+    _diagnose,
+    _export,
+    _study,
+    _report,
+    _robustness,
+)
 
 
 def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
@@ -258,6 +333,7 @@ COMMANDS = {
     "report": commands.report,
     "models": commands.models,
     "robustness": commands.robustness,
+    "cache": commands.cache,
 }
 
 

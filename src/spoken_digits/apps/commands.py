@@ -115,7 +115,12 @@ def train(args: argparse.Namespace) -> int:
         with _distributed(cfg.train.device):
             metrics = run()
     except KeyboardInterrupt:
-        say(f"spoken-digits: interrupted; progress is saved, continue with: spoken-digits train --resume {out}")
+        from spoken_digits.training.runstate import RunState
+
+        if RunState(out).exists():
+            say(f"spoken-digits: interrupted; progress is saved, continue with: spoken-digits train --resume {out}")
+        else:  # stopped while the data was read: nothing of the run was written
+            say("spoken-digits: interrupted before the run started (nothing saved); run the same command again")
         return 130
     result = headline(metrics["test_accuracy"], metrics.get("val_accuracy"))
     if "folds" in metrics:
@@ -354,6 +359,24 @@ def _key_values(items: list[str], option: str) -> dict[str, Any]:
         except json.JSONDecodeError:
             pairs[key] = value
     return pairs
+
+
+def cache(args: argparse.Namespace) -> int:
+    from spoken_digits.data import cachedir
+    from spoken_digits.data.cache import clips_folder
+
+    folder = clips_folder()
+    if not args.prune and (args.keep is not None or args.max_size is not None):
+        raise ParameterError("--keep and --max-size say what --prune keeps: add --prune")
+    if args.prune:
+        limit = None if args.max_size is None else cachedir.parse_size(args.max_size)
+        removed, busy = cachedir.prune(folder, keep=args.keep, max_bytes=limit)
+        for store in removed:
+            print(f"removed {store.path.name} ({store.nbytes / 1e6:.1f} MB; {store.why_stale or 'over the limit'})")
+        if busy:
+            print(f"kept {busy} store(s) that another run is reading", file=sys.stderr)
+    print(f"{folder}:\n{cachedir.table(cachedir.stores(folder))}")
+    return 0
 
 
 def models(args: argparse.Namespace) -> int:

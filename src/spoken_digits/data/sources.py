@@ -113,7 +113,8 @@ def check_headers(data: Dataset, *, skip_bad: bool, mixed_rates: bool) -> Datase
             bad[str(clip.path)] = str(exc).strip() or type(exc).__name__
     if bad and not skip_bad:
         raise DatasetError(
-            f"{len(bad)} unreadable file(s): " + _listing([f"{f} ({why})" for f, why in bad.items()])
+            f"{len(bad)} unreadable file(s): "
+            + _listing([f"{f} ({why})" for f, why in bad.items()])
             + "; fix or remove them, or pass --skip-bad to leave them out"
         )
     if len(rates) > 1 and not mixed_rates:

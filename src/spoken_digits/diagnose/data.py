@@ -43,13 +43,14 @@ def finite_values(x: np.ndarray) -> list[Finding]:
     ]
 
 
-def infer_lengths(x: np.ndarray) -> np.ndarray:
+def infer_lengths(x: np.ndarray, *, scale: float | None = None) -> np.ndarray:
     """Valid frames per clip, taking a trailing run of identical frames as padding.
 
     Speech never repeats a frame exactly, padding does: zeros, a dB floor, or (after standardising
     each band) the floor's standardised vector. A lone last frame counts only when it is flat.
+    `scale`: the largest |value| of the whole array when x is one block of it (default: x's own).
     """
-    tol = 1e-7 * (np.abs(x).max() + 1e-30)
+    tol = 1e-7 * ((np.abs(x).max() if scale is None else scale) + 1e-30)
     flat = np.ptp(x[:, -1, :], axis=1) <= tol  # (N,): the last frame is constant over features
     same = np.all(np.abs(x - x[:, -1:, :]) <= tol, axis=2)  # (N, T): frame equals the last frame
     trailing = np.cumprod(same[:, ::-1], axis=1).sum(axis=1)  # length of the trailing run

@@ -7,7 +7,9 @@ verdict `spoken-digits diagnose --data` gives on the same arrays.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -15,6 +17,8 @@ from spoken_digits.diagnose import data as checks
 from spoken_digits.diagnose.findings import Finding, Severity
 
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
+BLOCK_VALUES = 1 << 21  # values per block when a whole training array is read (16 MB as float64)
+ToNumpy = Callable[[Any], np.ndarray]
 
 
 @dataclass
@@ -103,19 +107,33 @@ def band_limit(x: np.ndarray, lengths: np.ndarray) -> list[Finding]:
     ]
 
 
+def blocks(x: Any, to_numpy: ToNumpy = np.asarray) -> Iterator[np.ndarray]:
+    """x (N, ...) (numpy, or anything `to_numpy` converts, e.g. a tensor on a GPU) as consecutive blocks of
+    rows, each of about BLOCK_VALUES values: a whole training array is read without a copy of all of it."""
+    step = max(1, BLOCK_VALUES // max(1, int(np.prod(x.shape[1:]))))
+    for start in range(0, len(x), step):
+        yield np.asarray(to_numpy(x[start : start + step]))
+
+
 def _clip_keys(x: np.ndarray) -> list[bytes]:
     """One key per clip, equal for the same clip stored as float32 or float64."""
     return [clip.tobytes() for clip in np.round(x.astype(np.float32), 3)]
 
 
-def split_leak(x_train: np.ndarray, x_val: np.ndarray, lengths_val: np.ndarray | None = None) -> list[Finding]:
-    """Validation clips that are also training clips: validation then measures memory, not skill."""
-    if x_train.shape[1:] != x_val.shape[1:]:
+def split_leak(
+    x_train: Any, x_val: np.ndarray, lengths_val: np.ndarray | None = None, *, to_numpy: ToNumpy = np.asarray
+) -> list[Finding]:
+    """Validation clips that are also training clips: validation then measures memory, not skill.
+    The training array is read block by block (see `blocks`)."""
+    if tuple(x_train.shape[1:]) != x_val.shape[1:]:
         return []
-    train = set(_clip_keys(x_train))
     keys = _clip_keys(x_val)
+    wanted = set(keys)
+    found: set[bytes] = set()
+    for block in blocks(x_train, to_numpy):
+        found.update(wanted.intersection(_clip_keys(block)))
     varied = np.ptp(x_val.reshape(len(x_val), -1), axis=1) > 0  # silent clips are alike without leaking
-    shared = np.array([key in train for key in keys]) & varied
+    shared = np.array([key in found for key in keys]) & varied
     share = float(shared.sum()) / max(int(varied.sum()), 1)
     if share < 0.05:
         return []
@@ -132,26 +150,47 @@ def split_leak(x_train: np.ndarray, x_val: np.ndarray, lengths_val: np.ndarray |
     ]
 
 
-def _standardised(x: np.ndarray, lengths: np.ndarray) -> tuple[float, float]:
+def _standardised(x_train: Any, lengths: np.ndarray | None, to_numpy: ToNumpy) -> tuple[float, float]:
     """How far x is from zero mean and unit variance, per band and overall, over all or valid frames:
-    (smallest max |mean|, smallest max |std - 1|) across those four ways of standardising."""
-    valid = x[checks.valid_mask(lengths, x.shape[1])]
-    flat = x.reshape(-1, x.shape[2])
+    (smallest max |mean|, smallest max |std - 1|) across those four ways of standardising. Sums are
+    gathered block by block; without `lengths` they are inferred per block, against the whole array's scale."""
+    scale = None
+    if lengths is None:
+        scale = max((float(np.abs(block).max()) for block in blocks(x_train, to_numpy) if block.size), default=0.0)
+    width = int(x_train.shape[2])
+    frames = {"all": 0, "valid": 0}
+    total = {name: np.zeros(width) for name in frames}  # per-band sums
+    squares = {name: np.zeros(width) for name in frames}  # per-band sums of squares
+    start = 0
+    for block in blocks(x_train, to_numpy):
+        block = block.astype(np.float64)
+        steps = checks.infer_lengths(block, scale=scale) if lengths is None else lengths[start : start + len(block)]
+        start += len(block)
+        valid = block[checks.valid_mask(steps, block.shape[1])]
+        for name, rows in (("all", block.reshape(-1, width)), ("valid", valid)):
+            frames[name] += len(rows)
+            total[name] += rows.sum(axis=0)
+            squares[name] += np.square(rows).sum(axis=0)
     offsets = []
-    for rows in (flat, valid):
-        for axis in (0, None):
-            mean = rows.mean(axis=axis, dtype=np.float64)
-            std = rows.std(axis=axis, dtype=np.float64)
+    for name, n in frames.items():
+        for mean, power in (
+            (total[name] / n, squares[name] / n),
+            (total[name].sum() / (n * width), squares[name].sum() / (n * width)),
+        ):
+            std = np.sqrt(np.maximum(power - np.square(mean), 0.0))
             offsets.append((float(np.abs(mean).max()), float(np.abs(std - 1).max())))
     best = min(offsets, key=lambda o: max(o))
     return float(best[0]), float(best[1])
 
 
-def normalisation_leak(x_train: np.ndarray, lengths: np.ndarray) -> list[Finding]:
+def normalisation_leak(
+    x_train: Any, lengths: np.ndarray | None = None, *, to_numpy: ToNumpy = np.asarray
+) -> list[Finding]:
     """Training features standardised, but not on their own statistics: the scaler was fitted on other
-    clips (the test or validation set, or everything before the split). Pass the whole training array.
+    clips (the test or validation set, or everything before the split). Pass the whole training array
+    (read block by block; valid frames inferred when `lengths` is None).
     """
-    mean_off, std_off = _standardised(x_train, lengths)
+    mean_off, std_off = _standardised(x_train, lengths, to_numpy)
     exact = max(mean_off, std_off) <= 2e-3  # float32 rounding of a scaler fitted on these very clips
     near = mean_off <= 0.5 and std_off <= 0.3
     if exact or not near:

@@ -108,8 +108,7 @@ class DoctorCallback(keras.callbacks.Callback):  # type: ignore[misc]
         verbose: bool = True,
     ) -> None:
         super().__init__()
-        x_train, y_train = (None if a is None else np.asarray(a) for a in (x_train, y_train))
-        self.watch = Watch(
+        self.watch = Watch(  # the training arrays are read block by block; a sample of their rows is kept
             np.asarray(x_sample),
             np.asarray(y_sample),
             n_train=n_train,

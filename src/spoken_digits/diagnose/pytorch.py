@@ -39,7 +39,8 @@ class Doctor:
     """Watches a PyTorch training loop; `diagnosis()` ranks what it saw, root cause first.
 
     `x_sample`, `y_sample`: held-out clips (N, T, F) and their class indices. `n_train`: training clips.
-    `x_train`, `y_train` (optional): the whole training arrays, for the checks across splits.
+    `x_train`, `y_train` (optional): the whole training arrays, for the checks across splits (read block
+    by block on their own device; the doctor keeps a sample of their rows, never a copy of all of them).
     `lengths` (valid frames per sample clip) or `masked=True`: the model skips padding
     (pack_padded_sequence, or a mask), so padding is reported, not blamed.
     `optimizer` (optional): read for its learning rate, as evidence. `verbose`: print problems when
@@ -60,9 +61,8 @@ class Doctor:
         batch_size: int = 256,
         verbose: bool = True,
     ) -> None:
-        x_train, y_train = (None if a is None else _numpy(a) for a in (x_train, y_train))
         steps = None if lengths is None else _numpy(lengths)
-        self.watch = Watch(
+        self.watch = Watch(  # the training arrays stay where they are: the watch reads them block by block
             _numpy(x_sample),
             _numpy(y_sample),
             n_train=n_train,
@@ -70,6 +70,7 @@ class Doctor:
             y_train=y_train,
             lengths=steps,
             masked=masked,
+            to_numpy=_numpy,
         )
         self.x_sample = torch.as_tensor(self.watch.x_sample, dtype=torch.float32)
         self.optimizer, self.batch_size, self.verbose = optimizer, batch_size, verbose

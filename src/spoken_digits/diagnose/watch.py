@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from spoken_digits.diagnose.data import infer_lengths, too_few
-from spoken_digits.diagnose.examine import examine, features_view, normalisation_leak, split_leak
+from spoken_digits.diagnose.data import too_few
+from spoken_digits.diagnose.examine import ToNumpy, examine, features_view, normalisation_leak, split_leak
 from spoken_digits.diagnose.findings import Diagnosis, Finding, Severity
 from spoken_digits.diagnose.history import constant_prediction
 from spoken_digits.diagnose.outputs import LossKind, class_indices, label_form, label_order, output_checks
@@ -46,6 +47,10 @@ class Watch:
     (optional), `epoch` after each epoch, and `diagnosis` at the end. `lengths` (valid frames per sample
     clip) or `masked=True` say the model skips padding (a Keras Masking layer, pack_padded_sequence), so
     padding is reported, not blamed.
+
+    Of the training arrays (numpy, or anything `to_numpy` converts, such as tensors on a GPU) the watch
+    keeps a seeded sample of MAX_TRAIN_EXAMINED rows; the checks that need every training clip (shared
+    clips, the scaler's statistics) read them here, block by block, never copying the whole array.
     """
 
     def __init__(
@@ -54,10 +59,11 @@ class Watch:
         y_sample: np.ndarray,
         *,
         n_train: int | None = None,
-        x_train: np.ndarray | None = None,
-        y_train: np.ndarray | None = None,
+        x_train: Any = None,
+        y_train: Any = None,
         lengths: np.ndarray | None = None,
         masked: bool = False,
+        to_numpy: ToNumpy = np.asarray,
     ) -> None:
         self.x_sample, self.y_raw = np.asarray(x_sample), np.asarray(y_sample)
         if len(self.x_sample) != len(self.y_raw) or len(self.x_sample) < 10:
@@ -67,14 +73,18 @@ class Watch:
             )
         if (x_train is None) != (y_train is None):
             raise ParameterError("pass the training arrays as a pair: x_train and y_train")
-        self.x_train = None if x_train is None else np.asarray(x_train)
-        self.y_train = None if y_train is None else np.asarray(y_train)
-        self.n_train = n_train or (len(self.x_train) if self.x_train is not None else None)
+        self.n_train = n_train or (len(x_train) if x_train is not None else None)
         self.y = class_indices(self.y_raw)
         self.lengths = None if lengths is None else np.asarray(lengths, dtype=np.int64).reshape(-1)
         if self.lengths is not None and len(self.lengths) != len(self.x_sample):
             raise ParameterError(f"lengths has {len(self.lengths)} values for {len(self.x_sample)} sample clips")
         self.masked = masked or self.lengths is not None
+        self.x_train: np.ndarray | None = None  # a seeded sample of the training rows, at most MAX_TRAIN_EXAMINED
+        self.y_train: np.ndarray | None = None
+        self._leaks: list[Finding] = []  # shared clips, from every training row
+        self._scaler: list[Finding] = []  # a scaler fitted elsewhere, from every training row
+        if x_train is not None:
+            self._read_training(x_train, y_train, to_numpy)
         self.n_classes = 0
         self.first: list[Finding] = []
         self.init_loss: float | None = None
@@ -85,6 +95,23 @@ class Watch:
         self.steps = 0
         self.epochs: list[Epoch] = []
         self.predicted: np.ndarray | None = None
+
+    def _read_training(self, x_train: Any, y_train: Any, to_numpy: ToNumpy) -> None:
+        """Keep a seeded sample of the training arrays (the data checks need no more); run the checks that
+        need every training clip now, block by block."""
+        if not hasattr(x_train, "shape"):  # a list of clips: one array
+            x_train = np.asarray(x_train)
+        pick = np.random.default_rng(SEED).permutation(len(x_train))[:MAX_TRAIN_EXAMINED]
+        pick.sort()
+        rows = pick.tolist()  # indexes numpy arrays and tensors alike
+        self.x_train, self.y_train = np.asarray(to_numpy(x_train[rows])), np.asarray(to_numpy(y_train))[pick]
+        train, sample = features_view(x_train), features_view(self.x_sample)
+        if train is None:
+            return
+        if sample is not None:
+            self._leaks = split_leak(train, sample, to_numpy=to_numpy)
+        if self.n_train == len(x_train):  # a subset is never exactly standardised
+            self._scaler = normalisation_leak(train, to_numpy=to_numpy)
 
     # ---- before training ----
 
@@ -119,17 +146,14 @@ class Watch:
             findings = examined.findings
         if self.x_train is None or self.y_train is None:
             return findings
-        train, y_train = features_view(self.x_train), class_indices(self.y_train)
+        train = features_view(self.x_train)
         if train is None:
             return findings
-        pick = np.random.default_rng(SEED).permutation(len(train))[:MAX_TRAIN_EXAMINED]
-        pick.sort()
-        trained = examine(train[pick], y_train[pick], masked=self.masked, n_classes=k, seed=SEED)
-        findings = _merge(findings, trained.findings, train_decides_probe=len(pick) > len(self.y))
-        if sample is not None:
-            findings += split_leak(train, sample)
-        if self.n_train in (None, len(train)) and not trained.stopped:  # a subset is never exactly standardised
-            findings += normalisation_leak(train, infer_lengths(train))
+        trained = examine(train, class_indices(self.y_train), masked=self.masked, n_classes=k, seed=SEED)
+        findings = _merge(findings, trained.findings, train_decides_probe=len(train) > len(self.y))
+        findings += self._leaks
+        if not trained.stopped:
+            findings += self._scaler
         return findings
 
     # ---- during training ----

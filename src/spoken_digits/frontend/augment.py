@@ -119,12 +119,16 @@ def loop_windows(source: torch.Tensor, width: int, starts: torch.Tensor) -> torc
 
 def babble(words: torch.Tensor, width: int, generator: torch.Generator) -> torch.Tensor:
     """Unit-RMS babble (B, width): for each clip, 3 to 6 other clips of the batch (training speech
-    only), each looped from a random place and brought to unit RMS, summed."""
+    only), each looped from a random place and brought to unit RMS, summed. A clip's babble never holds
+    the clip itself (that would teach the model its own word as noise); a batch of one gets silence."""
     batch = len(words)
     talkers = int(torch.randint(*BABBLE_TALKERS, (1,), generator=generator))
     total = torch.zeros(batch, width, dtype=words.dtype, device=words.device)
+    if batch < 2:
+        return total
     for _ in range(talkers):
-        others = torch.randperm(batch, generator=generator).to(words.device)
+        shift = torch.randint(1, batch, (batch,), generator=generator)  # another row, never the clip's own
+        others = ((torch.arange(batch) + shift) % batch).to(words.device)
         starts = torch.randint(0, words.shape[1], (batch,), generator=generator).to(words.device)
         talker = loop_windows(words[others], width, starts)
         total += talker / talker.pow(2).mean(1, keepdim=True).sqrt().clamp_min(1e-12)

@@ -214,6 +214,7 @@ def train_run(
             if main:
                 write_json(out / "config.json", cfg.to_dict())
                 write_json(out / "data.json", data_record(corpus.data))
+                state.begin()  # an interrupt from here on leaves a run that --resume continues
             return corpus, chosen
 
         corpus, folds = ready() if world == 1 else _rank0_first(ready, main)
@@ -260,7 +261,7 @@ def _rank0_first(work: Callable[[], T], main: bool) -> T:
     if main:
         try:
             result = work()
-        except SpokenDigitsError as exc:
+        except (SpokenDigitsError, OSError) as exc:  # a full disk or unreadable cache too: never leave ranks waiting
             problem = [str(exc)]
     torch.distributed.broadcast_object_list(problem, src=0)
     if problem[0] is not None:

@@ -33,6 +33,10 @@ class RunState:
         """Whether an unfinished run left progress here."""
         return self.folder.is_dir() and any(self.folder.iterdir())
 
+    def begin(self) -> None:
+        """Mark the run as started (its config is written): resumable from now on, even before an epoch ends."""
+        write_json(self.folder / "started.json", {})
+
     def training(self, fold: str) -> dict[str, Any] | None:
         """The saved training state of `fold`, or None if it never finished an epoch."""
         path = self.folder / f"{fold}.pt"
