@@ -5,9 +5,9 @@
 The clips are FSDD recordings (up to 0.95 s long) placed at a random offset in one second of 8 kHz int16
 audio, peak-normalised to -6 dBFS then at a random gain of -20 to 0 dB, over white noise at -60 dBFS, seeded
 per clip, in a folder per digit (`<work>/synthetic-<N>-seed<S>-v<recipe>/<digit>/<name>.wav`; reused when
-complete). One run measures, on the default preset's front end (the speech detector): extraction with 1
+complete). One run measures, on the scratch preset's front end (the speech detector): extraction with 1
 worker and with N workers (each into a fresh cache), a second `prepare` on the N-worker cache (reuse), and,
-in a child process so that its peak memory is its own, `spoken-digits train` itself (default preset, one
+in a child process so that its peak memory is its own, `spoken-digits train` itself (scratch preset, one
 epoch) on the dataset, reading the N-worker cache batch by batch. Writes scale.json to --out (default
 docs/findings/scale).
 """
@@ -35,7 +35,7 @@ import soundfile as sf
 from benchmarks.common import Row
 from benchmarks.common import clips as fsdd_clips
 from spoken_digits.atomic import write_json
-from spoken_digits.config import DEFAULT_AUDIO
+from spoken_digits.config import SCRATCH_AUDIO
 from spoken_digits.data import cache
 from spoken_digits.data.sources import open_dataset
 
@@ -103,12 +103,12 @@ def peak_rss_mb() -> float:
 
 def timed_prepare(paths: list[Path], root: Path, workers: int) -> tuple[float, cache.ClipStore]:
     started = time.perf_counter()
-    store = cache.prepare(paths, DEFAULT_AUDIO, workers=workers, skip_bad=True, root=root)
+    store = cache.prepare(paths, SCRATCH_AUDIO, workers=workers, skip_bad=True, root=root)
     return time.perf_counter() - started, store
 
 
 def train_once(dataset: Path, cache_home: Path, workers: int) -> dict[str, Any]:
-    """`spoken-digits train` (default preset, one epoch) on the dataset, in this process: its time, score and
+    """`spoken-digits train --preset scratch` (one epoch) on the dataset, in this process: its time, score and
     peak memory. The front end's cache in `cache_home` is the one the benchmark built, so only training runs."""
     from spoken_digits.apps.cli import main as cli
 
@@ -116,7 +116,7 @@ def train_once(dataset: Path, cache_home: Path, workers: int) -> dict[str, Any]:
     before = peak_rss_mb()
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
-        options = ["--epochs", "1", "--workers", str(workers), "--skip-bad", "--no-download"]
+        options = ["--preset", "scratch", "--epochs", "1", "--workers", str(workers), "--skip-bad", "--no-download"]
         code = cli(["train", "--data", str(dataset), "--out", out, *options])
         seconds = time.perf_counter() - started
         metrics = json.loads((Path(out) / "metrics.json").read_text()) if code == 0 else {}
@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "clips": len(paths),
             "workers": args.workers,
             "seed": args.seed,
-            "audio": {"sr": DEFAULT_AUDIO.sr, "vad": DEFAULT_AUDIO.vad, "trim_db": DEFAULT_AUDIO.trim_db},
+            "audio": {"sr": SCRATCH_AUDIO.sr, "vad": SCRATCH_AUDIO.vad, "trim_db": SCRATCH_AUDIO.trim_db},
             "dataset": str(dataset),
             "sources": len(sources),
             "chunk": cache.CHUNK,

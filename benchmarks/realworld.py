@@ -1,8 +1,8 @@
 """Real recordings: what multi-condition training and the speech detector cost, against what came before.
 
-Training: time per epoch of the default preset (speech detector, noise, rooms, bands, clipping on the
+Training: time per epoch of the scratch preset (speech detector, noise, rooms, bands, clipping on the
 fly) against the robust preset (speed perturbation only), the same clips and machine. Predicting:
-one file in, digit out, with the default model (the detector finds the word) against the clean
+one file in, digit out, with the scratch model (the detector finds the word) against the clean
 preset's model (a peak-relative trim), and the detector alone on a 3 s recording.
 """
 
@@ -37,7 +37,7 @@ def run(data: str | None, *, epochs: int, repeats: int) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         robust = train_run(_epochs(preset("robust"), epochs), out / "robust", data=data, download=False)
-        default = train_run(_epochs(preset("default"), epochs), out / "default", data=data, download=False)
+        default = train_run(_epochs(preset("scratch"), epochs), out / "default", data=data, download=False)
         robust_s, default_s = _per_epoch(out / "robust"), _per_epoch(out / "default")
         train_run(_epochs(preset("clean"), 1), out / "clean", data=data, download=False)
         trimmed, detected = (Predictor.from_file(out / name / "model.pt") for name in ("clean", "default"))
@@ -51,7 +51,7 @@ def run(data: str | None, *, epochs: int, repeats: int) -> list[Row]:
         detector_s, found = median_time(lambda: endpoint.find_words([long], 8000), repeats)
     return [
         Row(
-            f"training per epoch, {epochs} epochs: the default preset's multi-condition augmentation",
+            f"training per epoch, {epochs} epochs: the scratch preset's multi-condition augmentation",
             "robust preset (speed perturbation, 3 conv1d)",
             robust_s,
             default_s,

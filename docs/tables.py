@@ -157,7 +157,7 @@ def robustness() -> str:
     ours = [by(r) for r in runs]
     before, sphinx = by(clean), by(peer)
     lines = [
-        "| condition | default preset, mean of 3 seeds (lowest) | refused (of 300) | target | clean preset "
+        "| condition | scratch preset, mean of 3 seeds (lowest) | refused (of 300) | target | clean preset "
         "(before) | pocketsphinx |",
         "|---|---|---|---|---|---|",
     ]
@@ -175,7 +175,7 @@ def robustness() -> str:
     lines += [
         "",
         f"*From `spoken-digits robustness MODEL --seed {runs[0]['seed']}` on all {runs[0]['n_clips']} "
-        f"{runs[0]['split']} test clips, MODEL being `spoken-digits train --seed S` for S = "
+        f"{runs[0]['split']} test clips, MODEL being `spoken-digits train --preset scratch --seed S` for S = "
         f"{', '.join(s.split('-s')[-1] for s in seeds)} ({', '.join(seeds)}), and the clean preset's seed-0 run "
         f"of `study presets` (clean); pocketsphinx {peer['pocketsphinx']['version']} with a digit grammar on the "
         f"same corrupted clips, from `python -m benchmarks.peer` (peer); measured on: "
@@ -185,7 +185,7 @@ def robustness() -> str:
 
 
 def robustness_loso() -> str:
-    """The default preset on voices it never heard: each loso fold's model on its held-out speaker."""
+    """The scratch preset on voices it never heard: each loso fold's model on its held-out speaker."""
     folds = {p.name: _robustness_file(f"loso-s0/{p.name}") for p in sorted((ROBUSTNESS / "loso-s0").iterdir())}
     acc = {s: {c["condition"]: c["accuracy"] for c in d["conditions"]} for s, d in folds.items()}
     lines = ["| condition | mean of the six folds | " + " | ".join(acc) + " |", "|---|---|" + "---|" * len(acc)]
@@ -198,7 +198,7 @@ def robustness_loso() -> str:
         [
             *lines,
             "",
-            "*From `spoken-digits train --split loso` (seed 0), then `spoken-digits robustness "
+            "*From `spoken-digits train --preset scratch --split loso` (seed 0), then `spoken-digits robustness "
             "runs/.../folds/SPEAKER/model.pt --split loso --speaker SPEAKER --conditions clean babble-10db` for each "
             f"speaker (all 500 of their clips); measured on: {_describe(first)}.*",
         ]
@@ -215,18 +215,18 @@ SECOND = {  # issue 22's second generators, each placed after its twin
 
 
 def encoder_robustness() -> str:
-    """The from-scratch default and the speech-encoder preset, seed 0, under every condition of both generators."""
+    """The scratch preset and the default (speech encoder), seed 0, under every condition of both generators."""
     runs = {name: json.loads((ENCODER / "robustness" / name / "robustness.json").read_text())
-            for name in ("default-s0", "encoder-s0")}  # fmt: skip
+            for name in ("scratch-s0", "encoder-s0")}  # fmt: skip
     by = {name: {c["condition"]: c for c in data["conditions"]} for name, data in runs.items()}
     order = [c["condition"] for c in runs["encoder-s0"]["conditions"]]
     labels = {**CONDITIONS, **SECOND}
     lines = [
-        "| condition | from scratch (`--preset default`) | speech encoder (`--preset encoder`) | issue 22 target |",
+        "| condition | from scratch (`--preset scratch`) | speech encoder (`--preset default`) | issue 22 target |",
         "|---|---|---|---|",
     ]
     for name in order:
-        a, b = by["default-s0"][name]["accuracy"], by["encoder-s0"][name]["accuracy"]
+        a, b = by["scratch-s0"][name]["accuracy"], by["encoder-s0"][name]["accuracy"]
         target = ENCODER_TARGETS.get(name)
         mark = "" if target is None else f">= {target:.3f}" + ("" if b >= target else " (missed)")
         lines.append(f"| {labels.get(name, name)} | {a:.3f} | {b:.3f} | {mark} |")
@@ -234,22 +234,45 @@ def encoder_robustness() -> str:
     lines += [
         "",
         f"*From `spoken-digits robustness MODEL --seed {first['seed']}` on all {first['n_clips']} official test "
-        "clips, MODEL being `spoken-digits train --seed 0` with `--preset default` or `--preset encoder` "
+        "clips, MODEL being `spoken-digits train --seed 0` with `--preset scratch` or `--preset default` "
         f"(docs/findings/encoder/robustness/); measured on: {_describe(first)}.*",
     ]
     return "\n".join(lines)
 
 
 def encoder_loso() -> str:
-    """Each leave-one-speaker-out fold run with the encoder preset, beside the from-scratch default's fold."""
+    """Each leave-one-speaker-out fold of the default (speech encoder) per seed, beside the scratch preset's fold."""
     scratch = {p.name: _robustness_file(f"loso-s0/{p.name}") for p in sorted((ROBUSTNESS / "loso-s0").iterdir())}
     before = {s: next(c["accuracy"] for c in d["conditions"] if c["condition"] == "clean") for s, d in scratch.items()}
-    folds = {p.parent.name: json.loads(p.read_text()) for p in sorted((ENCODER / "loso-s0").glob("*/metrics.json"))}
-    lines = ["| held-out speaker | from scratch (default preset) | speech encoder | clips |", "|---|---|---|---|"]
-    for speaker, metrics in folds.items():
-        lines.append(f"| {speaker} | {before[speaker]:.3f} | {metrics['test_accuracy']:.3f} | {metrics['n_test']} |")
-    first = next(iter(folds.values()))
-    return "\n".join([*lines, "", f"*Seed 0; measured on: {_describe(first)}.*"])
+    seeds = sorted(ENCODER.glob("loso-s*"))
+    runs = {p.name[len("loso-") :]: {m.parent.name: json.loads(m.read_text()) for m in p.glob("*/metrics.json")}
+            for p in seeds}  # fmt: skip
+    head = " | ".join(f"encoder {s}" for s in runs)
+    lines = [
+        f"| held-out speaker | from scratch (s0) | {head} | encoder, mean |",
+        "|---|---|" + "---|" * (len(runs) + 1),
+    ]
+    means = {}
+    for speaker in sorted(before):
+        values = [folds[speaker]["test_accuracy"] for folds in runs.values()]
+        means[speaker] = sum(values) / len(values)
+        cells = " | ".join(f"{v:.3f}" for v in values)
+        lines.append(f"| {speaker} | {before[speaker]:.3f} | {cells} | {means[speaker]:.3f} |")
+    per_seed = [sum(f[s]["test_accuracy"] for s in before) / len(before) for f in runs.values()]
+    cells = " | ".join(f"{v:.3f}" for v in per_seed)
+    mean = sum(per_seed) / len(per_seed)
+    lines.append(f"| **mean of the folds** | {sum(before.values()) / len(before):.3f} | {cells} | {mean:.3f} |")
+    first = next(iter(runs["s0"].values()))
+    return "\n".join(
+        [
+            *lines,
+            "",
+            "*From `spoken-digits train --split loso --speaker SPEAKER --seed S` (the default preset; "
+            "docs/findings/encoder/loso-sS/SPEAKER/metrics.json) and the scratch preset's seed-0 loso folds "
+            "(docs/findings/robustness/loso-s0); "
+            f"measured on: {_describe(first)}.*",
+        ]
+    )
 
 
 def _describe(data: dict[str, Any]) -> str:
@@ -265,7 +288,7 @@ STEPS = {  # docs/findings/robustness/steps/NAME.json: one development run each 
     "C": "+ silence past the ends for half the training clips, rooms 50%, 0.4 s of decay",
     "D": "C with conv1d 192 x 4 layers (2.3x the compute)",
     "E": "C with 30 epochs, not 20",
-    "F": "C with the rooms bug fixed: half the clips in 40 rooms (the default preset; seed 0 of the README's table)",
+    "F": "C with the rooms bug fixed: half the clips in 40 rooms (the scratch preset; seed 0 of the README's table)",
 }
 STEP_COLUMNS = ("clean", "white-10db", "white-0db", "babble-10db", "babble-5db", "babble-0db", "reverb-0.6s")
 
@@ -369,7 +392,7 @@ def own_data() -> str:
     from spoken_digits.training.studyreport import describe_machine
 
     same = json.loads(EQUIVALENCE.read_text())
-    lines = ["| FSDD read as | test accuracy (default preset, seed 0) | train / test clips |", "|---|---|---|"]
+    lines = ["| FSDD read as | test accuracy (scratch preset, seed 0) | train / test clips |", "|---|---|---|"]
     for name, run in same["runs"].items():
         lines.append(f"| {name} | {run['test_accuracy']:.4f} | {run['n_train']} / {run['n_test']} |")
     lines += [
@@ -394,7 +417,7 @@ def own_data() -> str:
         f"peak RSS {tr['peak_rss_mb']:,.0f} MB | <= 2,048 MB |",
         "",
         f"*From `python -m benchmarks.dataset_scale` (FSDD words placed in one second of quiet noise, in class "
-        f"folders; the default preset's front end, with the speech detector; {ex['stored_mb']:,.0f} MB cached); "
+        f"folders; the scratch preset's front end, with the speech detector; {ex['stored_mb']:,.0f} MB cached); "
         f"measured on: {describe_machine(scale['machine'])}.*",
     ]
     return "\n".join(lines)

@@ -315,7 +315,7 @@ def test_help_prints_the_values_each_preset_uses():
     assert "(default: official)" in text and "(default: adamw 0.002; --preset clean: adam 0.001; seed: adam" in text
     assert "(default: conv1d; --preset clean: seed_lstm; seed: seed_lstm)" in text and "robust: members=3" in text
     assert "(default: the detector; --preset clean: 40; seed: 0; robust: 40)" in text
-    assert "(default: 20; --preset clean: 40; seed: 40; encoder: 10)" in text
+    assert "(default: 10; --preset scratch: 20; clean: 40; seed: 40; robust: 20)" in text
 
 
 def test_another_model_does_not_inherit_the_presets_hyper_parameters():

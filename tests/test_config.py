@@ -47,8 +47,8 @@ def test_bad_values_are_refused_when_a_config_is_read_back():
         RunConfig.from_dict(data)
 
 
-def test_run_config_defaults_are_the_default_preset_and_each_parts_defaults_the_clean_one():
-    assert RunConfig() == preset("default") and RunConfig().preset == "default"
+def test_run_config_defaults_are_the_scratch_preset_and_each_parts_defaults_the_clean_one():
+    assert RunConfig() == preset("scratch") and RunConfig().preset == "scratch"
     assert RunConfig().audio.vad and RunConfig().audio.trim_db is None  # the speech detector finds the word
     assert RunConfig().augment.noise > 0 and RunConfig().augment.reverb > 0  # trained in noise and rooms
     clean = preset("clean")
@@ -85,7 +85,7 @@ def test_augmentation_shares_and_ranges_are_checked():
 
 def test_every_preset_is_labelled_with_its_own_name():
     assert all(cfg.preset == name for name, cfg in PRESETS.items())
-    valid = "default, clean, seed, robust, encoder"
+    valid = "default, scratch, clean, seed, robust"
     with pytest.raises(ParameterError, match=f"unknown preset 'fast'; choose one of: {valid}"):
         preset("fast")
 
@@ -95,3 +95,11 @@ def test_audio_config_refuses_bad_values():
         AudioConfig(duration=0)
     with pytest.raises(ParameterError, match="trim_db must be > 0 dB or None"):
         AudioConfig(trim_db=-3)
+
+
+def test_the_default_preset_is_the_scratch_recipe_on_the_speech_encoder():
+    default, scratch = preset("default"), preset("scratch")
+    assert default.features.encoder == "speech-embedding" and default.audio.sr == 16000
+    assert (default.model, default.audio.vad) == (scratch.model, scratch.audio.vad)
+    assert dataclasses.replace(default.augment, views=0) == scratch.augment  # the same training conditions
+    assert list(PRESETS)[:2] == ["default", "scratch"]

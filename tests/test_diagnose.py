@@ -267,3 +267,18 @@ def test_the_short_training_run_handles_ensembles():
     ensemble = lambda: create_model("conv1d", n_features=20, n_classes=10, hidden=16, members=2)  # noqa: E731
     result = diagnose_arrays(x, y, model=ensemble)
     assert result.healthy, result.render()
+
+
+def test_an_embedding_is_not_read_as_bands():
+    """The speech encoder's frames overlap (a 775 ms window every 80 ms), so its embeddings are smooth along
+    time and unrelated across dimensions: as bands that reads as swapped axes; as an embedding it is time."""
+    from spoken_digits.diagnose.examine import examine
+
+    rng = np.random.default_rng(0)
+    x = np.cumsum(rng.standard_normal((200, 16, 96)), axis=1).astype(np.float32)  # smooth in time only
+    y = rng.integers(0, 10, 200)
+    lengths = np.full(200, 16)
+    as_bands = examine(x, y, lengths=lengths, n_classes=10).findings
+    as_embedding = examine(x, y, lengths=lengths, n_classes=10, spectral=False).findings
+    assert "axes_swapped" in [f.code for f in as_bands]
+    assert [f.code for f in as_embedding if f.code in ("axes_swapped", "time_axis")] == ["time_axis"]

@@ -78,7 +78,7 @@ def test_frozen_unless_asked() -> None:
 
 
 def test_a_checkpoint_fills_an_empty_encoder(frozen: encoder.SpeechEncoder) -> None:
-    cfg = preset("encoder")
+    cfg = preset("default")
     trained = Featurizer(cfg.audio.sr, cfg.features)
     empty = Featurizer(cfg.audio.sr, cfg.features, pretrained=False)
     y = torch.from_numpy(speech_like(0.5, seed=4))[None]
@@ -95,22 +95,11 @@ def test_config_checks() -> None:
     with pytest.raises(ParameterError, match="must be off"):
         FeatureConfig(encoder="speech-embedding", cmvn=True)
     with pytest.raises(ParameterError, match="16000 Hz"):
-        dataclasses.replace(preset("encoder"), audio=AudioConfig(sr=8000, duration=None, trim_db=None, vad=True))
-    assert RunConfig.from_dict(preset("encoder").to_dict()).n_features == 96
+        dataclasses.replace(preset("default"), audio=AudioConfig(sr=8000, duration=None, trim_db=None, vad=True))
+    assert RunConfig.from_dict(preset("default").to_dict()).n_features == 96
 
 
-@pytest.fixture(scope="module")
-def encoder_run(synthetic_fsdd, tmp_path_factory: pytest.TempPathFactory):
-    """The encoder preset trained briefly on the synthetic voices (8 kHz files, heard at 16 kHz)."""
-    from spoken_digits.apps.cli import main
-
-    out = tmp_path_factory.mktemp("encoder-run")
-    options = ["--preset", "encoder", "--split", "random", "--epochs", "4", "--no-download"]
-    assert main(["train", "--data", str(synthetic_fsdd), "--out", str(out), *options]) == 0
-    return out
-
-
-def test_encoder_model_trains_predicts_and_exports(encoder_run, synthetic_fsdd, tmp_path) -> None:
+def test_encoder_model_trains_predicts_and_exports(trained_default, synthetic_fsdd, tmp_path) -> None:
     import json
 
     import soundfile as sf
@@ -119,13 +108,13 @@ def test_encoder_model_trains_predicts_and_exports(encoder_run, synthetic_fsdd, 
     from spoken_digits.apps.export import export_onnx
     from spoken_digits.recognize.predict import load_predictor
 
-    metrics = json.loads((encoder_run / "metrics.json").read_text())
+    metrics = json.loads((trained_default / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.8, metrics["test_accuracy"]
-    predictor = load_predictor(encoder_run / "model.pt")
+    predictor = load_predictor(trained_default / "model.pt")
     path = tmp_path / "three.wav"
     sf.write(path, voice_string("3", speaker=1, seed=5), 8000)
     assert predictor.predict_files([path])[0].digit == "3"
-    report = export_onnx(encoder_run / "model.pt", tmp_path / "model.onnx")
+    report = export_onnx(trained_default / "model.pt", tmp_path / "model.onnx")
     assert report["max_abs_diff"] <= 1e-4
     onnx = load_predictor(tmp_path / "model.onnx")
     assert onnx.predict_files([path])[0].digit == "3"

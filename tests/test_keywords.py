@@ -91,3 +91,18 @@ def test_evaluate_refuses_a_dataset_with_classes_the_model_lacks(keyword_run, ke
             sf.write(other / word / f"zed_{take}.wav", digit_voice(2, seed=take), SR, subtype="PCM_16")
     assert main(["evaluate", str(keyword_run / "model.pt"), "--data", str(other), "--no-download"]) == 2
     assert "this dataset also has dim" in capsys.readouterr().err
+
+
+def test_the_default_speech_encoder_learns_a_keyword_set_too(keywords, tmp_path, capsys):
+    """The encoder is not digit-specific: the default preset (detector, speech encoder, multi-condition
+    training) on the same three words, tested on speakers it never heard."""
+    out = tmp_path / "encoder"
+    options = ["--epochs", "12", "--speaker-pattern", "^([a-z]+)_", "--no-download"]
+    assert main(["train", "--data", str(keywords), "--out", str(out), *options]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["classes"] == ["lights", "music", "stop"] and metrics["test_accuracy"] >= 0.8
+    assert load_predictor(out / "model.pt").config.features.encoder == "speech-embedding"
+    tested = sorted(metrics["per_speaker"])[0]
+    capsys.readouterr()
+    assert main(["predict", str(out / "model.pt"), str(keywords / "stop" / f"{tested}_1.wav"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["text"] == "stop"

@@ -274,19 +274,20 @@ class SplitConfig:
         )
 
 
-# The default preset, part by part. The word as the speech detector finds it, whole (no crop);
+# The from-scratch preset ("scratch", the default before the speech encoder), part by part. The
+# word as the speech detector finds it, whole (no crop);
 # 13 cepstra of 40 mel bands at a 10 ms hop, each clip normalised by its own statistics (CMVN, so
 # the level does not matter) plus deltas; a 1-D conv net; AdamW with a one-cycle schedule and label
 # smoothing for a fixed 20 epochs; and every training clip heard as a microphone might hear it:
 # 0.9-1.1x speed, a simulated room (50%), up to 0.3 s of extra audio each side (what the detector's
 # segment holds beyond the word), noise at -5 to 30 dB SNR (80%: white, pink, brown, and twice as
 # often babble of other training clips), the telephone band (10%), clipping (5%).
-DEFAULT_AUDIO = AudioConfig(duration=None, trim_db=None, vad=True)
-DEFAULT_FEATURES = FeatureConfig(
+SCRATCH_AUDIO = AudioConfig(duration=None, trim_db=None, vad=True)
+SCRATCH_FEATURES = FeatureConfig(
     n_fft=256, hop_length=80, n_mels=40, n_mfcc=13, cmvn=True, deltas=True, standardize=False
 )
-DEFAULT_MODEL = ModelConfig(name="conv1d")
-DEFAULT_TRAIN = TrainConfig(
+SCRATCH_MODEL = ModelConfig(name="conv1d")
+SCRATCH_TRAIN = TrainConfig(
     epochs=20,
     lr=2e-3,
     weight_decay=1e-2,
@@ -296,20 +297,20 @@ DEFAULT_TRAIN = TrainConfig(
     patience=0,  # no early stopping: a validation score on the training speakers flatters
     val_fraction=0.0,
 )
-DEFAULT_AUGMENT = AugmentConfig(speed=0.1, reverb=0.5, context=0.3, noise=0.8, snr_min=-5.0, band=0.1, clipping=0.05)
+SCRATCH_AUGMENT = AugmentConfig(speed=0.1, reverb=0.5, context=0.3, noise=0.8, snr_min=-5.0, band=0.1, clipping=0.05)
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything one training run depends on; `RunConfig()` is the default preset."""
+    """Everything one training run depends on; `RunConfig()` is the from-scratch preset ("scratch")."""
 
-    preset: str = "default"
-    audio: AudioConfig = field(default_factory=lambda: DEFAULT_AUDIO)
-    features: FeatureConfig = field(default_factory=lambda: DEFAULT_FEATURES)
-    model: ModelConfig = field(default_factory=lambda: DEFAULT_MODEL)
-    train: TrainConfig = field(default_factory=lambda: DEFAULT_TRAIN)
+    preset: str = "scratch"
+    audio: AudioConfig = field(default_factory=lambda: SCRATCH_AUDIO)
+    features: FeatureConfig = field(default_factory=lambda: SCRATCH_FEATURES)
+    model: ModelConfig = field(default_factory=lambda: SCRATCH_MODEL)
+    train: TrainConfig = field(default_factory=lambda: SCRATCH_TRAIN)
     split: SplitConfig = field(default_factory=SplitConfig)
-    augment: AugmentConfig = field(default_factory=lambda: DEFAULT_AUGMENT)
+    augment: AugmentConfig = field(default_factory=lambda: SCRATCH_AUGMENT)
 
     def __post_init__(self) -> None:
         _check(
@@ -373,10 +374,24 @@ CLEAN = RunConfig(
     augment=AugmentConfig(),
 )
 
+# The default: the from-scratch recipe heard through a pretrained speech encoder
+# (frontend/encoder.py): 16 kHz audio, the detector's word, 96-d embeddings every 80 ms, a 1-D conv
+# head, the same multi-condition training made once as 4 augmented views of each clip (AugmentConfig.views).
+ENCODER = RunConfig(
+    preset="default",
+    audio=AudioConfig(sr=ENCODER_SR, duration=None, trim_db=None, vad=True),
+    features=FeatureConfig(encoder="speech-embedding", standardize=False),
+    model=SCRATCH_MODEL,
+    train=dataclasses.replace(SCRATCH_TRAIN, epochs=10),  # each epoch goes through 4 views of every clip
+    augment=dataclasses.replace(SCRATCH_AUGMENT, views=4),
+)
+
 PRESETS: dict[str, RunConfig] = {
-    # For real recordings: the speech detector finds the word, and training hears it in noise,
-    # rooms, bands and clipping (DEFAULT_* above).
-    "default": RunConfig(),
+    # For real recordings and new voices: the speech encoder, the detector, multi-condition training.
+    "default": ENCODER,
+    # The same detector and multi-condition training, learnt from scratch on 13 cepstra (SCRATCH_*
+    # above): no pretrained weights, 8 kHz, the default before the encoder.
+    "scratch": RunConfig(),
     # The seed's pipeline done right, for clean, tightly cut clips: log-mel in dB per clip,
     # standardised on training statistics, leading/trailing silence trimmed before the 0.5 s crop.
     "clean": CLEAN,
@@ -388,25 +403,15 @@ PRESETS: dict[str, RunConfig] = {
         features=FeatureConfig(scale=Scale.POWER, standardize=False),
         train=TrainConfig(patience=0, adam_eps=1e-7),  # Keras: no early stopping, Adam epsilon 1e-7
     ),
-    # Speaker-independent on clean clips: whole trimmed clips, the default's features and schedule,
-    # speed perturbation only, an ensemble of three 1-D conv nets.
+    # Speaker-independent on clean clips: whole trimmed clips, the scratch preset's features and
+    # schedule, speed perturbation only, an ensemble of three 1-D conv nets.
     "robust": RunConfig(
         preset="robust",
         audio=AudioConfig(duration=None, trim_db=40.0),
-        features=DEFAULT_FEATURES,
+        features=SCRATCH_FEATURES,
         model=ModelConfig(name="conv1d", params={"members": 3}),
-        train=DEFAULT_TRAIN,
+        train=SCRATCH_TRAIN,
         augment=AugmentConfig(speed=0.1),
-    ),
-    # The default's recipe on a pretrained speech encoder (frontend/encoder.py): 16 kHz audio, the
-    # detector's word, 96-d embeddings every 80 ms, a 1-D conv head, the same multi-condition training.
-    "encoder": RunConfig(
-        preset="encoder",
-        audio=AudioConfig(sr=ENCODER_SR, duration=None, trim_db=None, vad=True),
-        features=FeatureConfig(encoder="speech-embedding", standardize=False),
-        model=DEFAULT_MODEL,
-        train=dataclasses.replace(DEFAULT_TRAIN, epochs=10),  # each epoch goes through 4 views of every clip
-        augment=dataclasses.replace(DEFAULT_AUGMENT, views=4),
     ),
 }
 

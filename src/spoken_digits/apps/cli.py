@@ -56,7 +56,8 @@ def _train(sub: SubParsers) -> None:
         "--noise-dir",
         metavar="DIR",
         help="a folder of noise recordings (any format) mixed into training clips beside the generated noise, "
-        "at the preset's SNRs; keep it apart from any noise you test with (needs a preset with noise: the default)",
+        "at the preset's SNRs; keep it apart from any noise you test with (needs a preset with noise: default or "
+        "scratch)",
     )
     t.add_argument("--out", type=Path, help="output folder (default: runs/PRESET-MODEL-SPLIT-sSEED)")
     t.add_argument(

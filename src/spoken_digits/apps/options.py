@@ -42,12 +42,15 @@ def source_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--classes", metavar="A,B,...", help="use only these classes (e.g. Speech Commands' digit words)")
     p.add_argument(
-        "--skip-bad", action="store_true", help="leave out unreadable or unusable files (counted and named) "
-        "instead of stopping at the first"
+        "--skip-bad",
+        action="store_true",
+        help="leave out unreadable or unusable files (counted and named) instead of stopping at the first",
     )
     p.add_argument(
-        "--mixed-rates", action="store_true", help="accept files at different sample rates (all are resampled "
-        "to the model's rate); without it mixed rates are an error, as they often mean a mixed-up dataset"
+        "--mixed-rates",
+        action="store_true",
+        help="accept files at different sample rates (all are resampled "
+        "to the model's rate); without it mixed rates are an error, as they often mean a mixed-up dataset",
     )
 
 
@@ -107,10 +110,12 @@ def config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--preset",
         choices=list(PRESETS),
-        help="default: for real recordings (a speech detector finds the word; trained in noise, rooms, the "
-        "telephone band); clean: the seed's pipeline done right, for clean tightly cut clips (log-mel dB, "
-        "standardised, silence trimmed); seed: the seed's pipeline exactly (raw mel power, no "
-        "standardisation); robust: for clean clips of voices the model never heard (an ensemble of conv1d) "
+        help="default: for real recordings and new voices (a speech detector finds the word, a pretrained "
+        "speech encoder hears it, a small head trained in noise, rooms, the telephone band); scratch: the same "
+        "from scratch on cepstra, no pretrained weights; clean: the seed's pipeline done right, for clean "
+        "tightly cut clips (log-mel dB, standardised, silence trimmed); seed: the seed's pipeline exactly (raw "
+        "mel power, no standardisation); robust: for clean clips of voices the model never heard "
+        "(an ensemble of conv1d) "
         "(default: default)",
     )
     p.add_argument(

@@ -65,6 +65,7 @@ def diagnose_arrays(
     durations: np.ndarray | None = None,
     duration_limit: float | None = None,
     dynamics: bool = True,
+    spectral: bool = True,
 ) -> Diagnosis:
     """Diagnose features x (N, T, F) as a model reads them, with integer labels y (N,); a channel axis
     of 1 ((N, T, F, 1) or (N, 1, T, F)) is dropped, as the training hooks drop it.
@@ -72,7 +73,8 @@ def diagnose_arrays(
     Without `lengths`, a trailing run of identical frames counts as padding, and the model
     is taken to read it (as a Keras LSTM without masking does). `model` builds a fresh untrained
     model mapping (x, lengths) to logits; the default is the seed's LSTM. `durations` (seconds) and
-    `duration_limit` let the truncation check run.
+    `duration_limit` let the truncation check run. `spectral=False`: the features are a learnt
+    embedding (the speech encoder's), not bands, so the band checks are skipped.
     """
     started = time.perf_counter()
     y = np.asarray(y)
@@ -85,7 +87,14 @@ def diagnose_arrays(
     x = view.astype(np.float32, copy=False)
     context: dict[str, object] = {"shape": list(x.shape), "n_clips": len(x), "lr": lr, "batch_size": batch_size}
     found = examine(
-        x, y, lengths=lengths, n_classes=n_classes, durations=durations, duration_limit=duration_limit, seed=seed
+        x,
+        y,
+        lengths=lengths,
+        n_classes=n_classes,
+        durations=durations,
+        duration_limit=duration_limit,
+        seed=seed,
+        spectral=spectral,
     )
     findings = found.findings
     if found.stopped:
@@ -212,6 +221,7 @@ def diagnose_run(
         seed=cfg.train.seed,
         durations=arrays.durations,
         duration_limit=cfg.audio.duration,
+        spectral=cfg.features.encoder is None,
     )
     result.findings = rank(result.findings + _sample_rates(arrays.rates, cfg.audio.sr))
     result.seconds = time.perf_counter() - started

@@ -262,6 +262,18 @@ def layout(x: np.ndarray, lengths: np.ndarray) -> list[Finding]:
     return [Finding("time_axis", INFO, f"axis 1 ({steps} steps) looks like time", evidence, "")]
 
 
+def embedding_axes(shape: tuple[int, ...]) -> Finding:
+    """What the layout check says of a learnt embedding: its axes come from the encoder, not from a transpose."""
+    return Finding(
+        "time_axis",
+        INFO,
+        f"axis 1 ({shape[1]} steps) is time: the features are the speech encoder's embeddings, made "
+        "time-major by the encoder itself (the band-based layout check does not apply to them)",
+        {"shape": list(shape), "embedding": True},
+        "",
+    )
+
+
 def _per_position(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Each (step, feature) position standardised across clips over its valid entries, so a mean
     profile along either axis (louder low bands, a scaler fitted per column) does not count as correlation."""

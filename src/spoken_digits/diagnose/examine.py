@@ -52,9 +52,12 @@ def examine(
     durations: np.ndarray | None = None,
     duration_limit: float | None = None,
     seed: int = 0,
+    spectral: bool = True,
 ) -> Examined:
     """Every check on features x (N, T, F) and integer labels y (N,) that needs no training. `masked`:
-    the model skips padding (default: when `lengths` are given); without `lengths` they are inferred."""
+    the model skips padding (default: when `lengths` are given); without `lengths` they are inferred.
+    `spectral=False` (a learnt embedding, whose neighbouring features need not move together) skips the
+    checks that read the feature axis as frequency bands: the band limit and which axis is time."""
     x = x.astype(np.float32, copy=False)
     masked = lengths is not None if masked is None else masked
     findings = checks.finite_values(x)
@@ -66,10 +69,11 @@ def examine(
     findings += checks.constant_input(x, lengths)
     if any(f.code == "constant_input" for f in findings) or any(f.severity is ERROR for f in label_findings):
         return Examined(findings, k, lengths, masked, "probe and training run (nothing to learn from)")
-    limited = band_limit(x, lengths)
+    limited = band_limit(x, lengths) if spectral else []
     skip = int(limited[0].evidence["empty_bands"]) if limited else 0
     findings += limited + checks.dead_bands(x, lengths, skip=skip) + checks.scale(x, lengths)
-    findings += checks.padding(lengths, x.shape[1], masked=masked) + checks.layout(x, lengths)
+    findings += checks.padding(lengths, x.shape[1], masked=masked)
+    findings += checks.layout(x, lengths) if spectral else [checks.embedding_axes(x.shape)]
     if durations is not None:
         findings += checks.truncated(np.asarray(durations), duration_limit)
     findings += checks.probe(x, lengths, y, k, seed=seed)
