@@ -4,7 +4,8 @@ against the scratch preset's model, timed in the same process on the same clips.
     python -m benchmarks.encoder SCRATCH_MODEL DEFAULT_MODEL [--clips 50] [--out DIR]
 
 One torch thread, as a small device or one server stream would have. Each clip is timed alone
-(`Predictor.predict_files([path])`: read, resample, detector, front end, head), median over the clips.
+(`predict_files([path])`: read, resample, detector, front end, head), median over the clips; the default
+model also as exported to ONNX (`spoken-digits export`, run by ONNX Runtime).
 """
 
 from __future__ import annotations
@@ -13,19 +14,21 @@ import argparse
 import os
 import platform
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 from benchmarks.common import Row, clips, paths
+from spoken_digits.apps.export import export_onnx
 from spoken_digits.atomic import write_json
-from spoken_digits.recognize.predict import Predictor
+from spoken_digits.recognize.predict import BasePredictor, load_predictor
 
 TARGET_S = 0.020  # issue 22: one clip, file in -> digit out, <= 20 ms warm
 
 
-def per_clip(predictor: Predictor, files: list[Path]) -> tuple[float, float, list[str | None]]:
+def per_clip(predictor: BasePredictor, files: list[Path]) -> tuple[float, float, list[str | None]]:
     """Median and 95th-percentile seconds of one file's answer, each file alone, and the digits heard."""
     predictor.predict_files(files[:2])  # warm-up: the detector's session and the first allocations
     times, digits = [], []
@@ -41,9 +44,11 @@ def run(scratch: Path, default: Path, *, data: str | None, n: int) -> dict[str, 
     torch.set_num_threads(1)
     selection = [c for c in clips(data) if c.take < 5][:: 300 // n][:n]  # official test clips (takes 0-4), spread
     files, truth = paths(selection), [str(c.digit) for c in selection]
-    models = {"scratch": scratch, "default": default}
-    timed = {name: per_clip(Predictor.from_file(path), files) for name, path in models.items()}
-    (s50, _, _), (d50, d95, _) = timed["scratch"], timed["default"]
+    with tempfile.TemporaryDirectory() as tmp:
+        export_onnx(default, Path(tmp) / "default.onnx")
+        models = {"scratch": scratch, "default": default, "default, ONNX": Path(tmp) / "default.onnx"}
+        timed = {name: per_clip(load_predictor(path), files) for name, path in models.items()}
+    (s50, _, _), (d50, d95, _), (o50, o95, _) = timed.values()
     right = {name: sum(a == b for a, b in zip(t[2], truth, strict=True)) / len(truth) for name, t in timed.items()}
     row = Row(
         f"one clip: file in, digit out, warm, 1 thread ({len(files)} official test clips, median)",
@@ -54,8 +59,18 @@ def run(scratch: Path, default: Path, *, data: str | None, n: int) -> dict[str, 
         f"<= {1000 * TARGET_S:.0f} ms",
         d50 <= TARGET_S,
     )
+    onnx = Row(
+        "the same, the default model exported to ONNX (ONNX Runtime)",
+        "the scratch preset's model (torch)",
+        s50,
+        o50,
+        f"95th percentile {1000 * o95:.1f} ms; right: {right['default, ONNX']:.3f}",
+        f"<= {1000 * TARGET_S:.0f} ms",
+        o50 <= TARGET_S,
+    )
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
-    return {"machine": machine, "scratch": str(scratch), "default": str(default), "rows": [row.to_dict()]}
+    rows = [row.to_dict(), onnx.to_dict()]
+    return {"machine": machine, "scratch": str(scratch), "default": str(default), "rows": rows}
 
 
 def main() -> None:

@@ -335,11 +335,11 @@ def _who(name: str) -> str:
     return "pocketsphinx" if name == "pocketsphinx" else f"`{Path(name).parent.name}`"
 
 
-def strings() -> str:
+def strings(path: Path = STRINGS) -> str:
     """The connected-digit benchmark: digit error rate and string accuracy per row, every recogniser."""
     from spoken_digits.training.studyreport import describe_machine
 
-    data = json.loads(STRINGS.read_text())
+    data = json.loads(path.read_text())
     who = [*data["models"], *(["pocketsphinx"] if "pocketsphinx" in data else [])]
     lines = [
         "| strings of 1-10 digits | " + " | ".join(_who(w) for w in who) + " | target |",
@@ -510,6 +510,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "ablation": ablation,
     "benchmarks": benchmarks,
     "strings": strings,
+    "encoder-strings": lambda: strings(ENCODER / "strings" / "strings.json"),
     "own-data": own_data,
 }
 

@@ -99,3 +99,13 @@ def test_evaluate_scores_the_onnx_model_as_the_checkpoint(exported, fsdd_root):
     assert on_onnx["n_test"] == on_pt["n_test"] == 300
     assert on_onnx["test_accuracy"] == on_pt["test_accuracy"]
     assert on_onnx["confusion"] == on_pt["confusion"]
+
+
+def test_every_onnx_runtime_session_turns_kleidiai_off(exported):
+    """KleidiAI's arm64 kernels have given wrong batch-1 convolutions (the encoder is all convolutions):
+    the exported model's session and the speech detector's are made with `mlas.disable_kleidiai` = 1."""
+    from spoken_digits import onnxrt
+    from spoken_digits.frontend.endpoint import SpeechDetector
+
+    sessions = [OnnxPredictor(exported / "model.onnx").session, SpeechDetector().session]
+    assert [s.get_session_options().get_session_config_entry(onnxrt.DISABLE_KLEIDIAI) for s in sessions] == ["1"] * 2

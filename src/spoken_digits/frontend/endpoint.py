@@ -21,6 +21,8 @@ import numpy as np
 import soxr
 import torch
 
+from spoken_digits import onnxrt
+
 RATE = 16_000  # the detector's rate: at 8 kHz it separates speech from tones and noise far less well
 CHUNK, CONTEXT = 512, 64  # samples per detector step at RATE (32 ms) and the previous step's tail it also sees
 # The detector runs PHASES times, each copy shifted by CHUNK / PHASES, and a moment's probability is the
@@ -66,15 +68,7 @@ class SpeechDetector:
     """silero-vad v5 through ONNX Runtime: speech probabilities every 8 ms, and word segments."""
 
     def __init__(self, threads: int = 1) -> None:
-        torch_threads = torch.get_num_threads()  # ONNX Runtime's options set the process's OpenMP threads
-        import onnxruntime  # imported here: loading it takes a moment, and only the detector needs it
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        options.log_severity_level = 3
-        model = detector_model()
-        self.session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        torch.set_num_threads(torch_threads)  # so training keeps its threads
+        self.session = onnxrt.session(detector_model(), threads=threads)
 
     def probabilities(self, waves: Sequence[np.ndarray], sr: int) -> list[np.ndarray]:
         """Speech probability every STEP samples at RATE (8 ms), (n,), of each mono waveform at `sr` Hz:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from spoken_digits import onnxrt
 from spoken_digits.config import RunConfig
 from spoken_digits.errors import AudioError, CheckpointError, ParameterError
 from spoken_digits.frontend import audio, endpoint
@@ -242,16 +243,10 @@ class OnnxPredictor(BasePredictor):
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        import onnxruntime  # a base dependency (it runs the speech detector too)
-
         if not os.path.isfile(path):
             raise CheckpointError(f"{path}: no such ONNX model file")
-        threads = torch.get_num_threads()  # ONNX Runtime's options set the process's OpenMP threads
         try:
-            options = onnxruntime.SessionOptions()
-            options.log_severity_level = 3
-            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            torch.set_num_threads(threads)
+            self.session = onnxrt.session(str(path))
             meta = self.session.get_modelmeta().custom_metadata_map
             config = RunConfig.from_dict(json.loads(meta["spoken_digits_config"]))
             classes = [str(c) for c in json.loads(meta["classes"])]
