@@ -275,6 +275,20 @@ def encoder_loso() -> str:
     )
 
 
+def encoder_speed() -> str:
+    """One clip, file in -> digit out, warm: the default model (torch and ONNX) against the scratch model."""
+    data = json.loads((ENCODER / "speed" / "speed.json").read_text())
+    lines = ["| what | reference | reference time | ours | check | target | met |", "|---|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        met = "yes" if r["met"] else "**no**"
+        lines.append(
+            f"| {r['what']} | {r['reference']} | {1000 * r['reference_s']:.1f} ms | {1000 * r['ours_s']:.1f} ms "
+            f"| {r['check']} | {r['target']} | {met} |"
+        )
+    command = f"python -m benchmarks.encoder {data['scratch']} {data['default']}"
+    return "\n".join([*lines, "", f"*From `{command}`; measured on: {data['machine']}.*"])
+
+
 def _describe(data: dict[str, Any]) -> str:
     from spoken_digits.training.studyreport import describe_machine
 
@@ -510,6 +524,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "ablation": ablation,
     "benchmarks": benchmarks,
     "strings": strings,
+    "encoder-speed": encoder_speed,
     "encoder-strings": lambda: strings(ENCODER / "strings" / "strings.json"),
     "own-data": own_data,
 }
