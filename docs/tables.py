@@ -388,9 +388,11 @@ def strings(path: Path = STRINGS) -> str:
             f"{1000 * r['delay_p50_s']:.0f} / {1000 * r['delay_p95_s']:.0f} ms | {r['rtf']:.3f} |"
         )
     singles = ", ".join(f"{_who(n)} {1 - r['der']:.3f}" for n, r in data["single_clips"].items())
+    peer = "" if "pocketsphinx" in data else " --no-peer"
     lines += [
         "",
-        f"*From `python -m benchmarks.strings {' '.join(data['models'])}` (seed {data['seed']}, {data['strings']} "
+        f"*From `python -m benchmarks.strings {' '.join(data['models'])}{peer}` (seed {data['seed']}, "
+        f"{data['strings']} "
         f"strings per row; DER = digit error rate, edits / digits; strings = whole-string accuracy); the 300 "
         f"single test clips through the same path: {singles}; measured on: {describe_machine(data['machine'])}.*",
     ]
