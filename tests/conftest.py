@@ -80,8 +80,8 @@ def fsdd_root() -> Path:
 
 @pytest.fixture(scope="session")
 def trained_on_fsdd(fsdd_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default pipeline (speech detector, multi-condition training) for 8 of its 20 epochs on the real
-    FSDD's official split: a run folder (model.pt)."""
+    """The default pipeline (speech detector, speech encoder, multi-condition training) for 8 of its 10 epochs
+    on the real FSDD's official split: a run folder (model.pt)."""
     import dataclasses
 
     from spoken_digits.config import preset

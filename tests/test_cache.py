@@ -24,7 +24,7 @@ from spoken_digits.data import cache
 from spoken_digits.errors import AudioError, ParameterError
 from spoken_digits.frontend import audio
 
-VAD = AudioConfig(duration=None, trim_db=None, vad=True)  # the default preset's: the speech detector
+VAD = AudioConfig(duration=None, trim_db=None, vad=True)  # the scratch preset's: the speech detector, 8 kHz
 TRIM = AudioConfig()  # the clean preset's: silence trimmed, 0.5 s clips
 
 

@@ -49,7 +49,8 @@ def test_small_datasets_are_held_in_memory_large_ones_stream(synthetic_fsdd, mon
 
 
 def test_a_streamed_run_trains_as_the_in_memory_one(synthetic_fsdd, tmp_path, monkeypatch):
-    """The default preset (no standardiser): batches, augmentation and features are the same either way."""
+    """The default preset (speech encoder, augmented views, no standardiser): batches, augmentation and
+    features are the same either way."""
     data = open_dataset(synthetic_fsdd)
     held = train_run(_cfg("default"), tmp_path / "memory", data=data)
     monkeypatch.setattr(corpus_module, "IN_MEMORY_BYTES", 0)

@@ -118,3 +118,10 @@ def test_encoder_model_trains_predicts_and_exports(trained_default, synthetic_fs
     assert report["max_abs_diff"] <= 1e-4
     onnx = load_predictor(tmp_path / "model.onnx")
     assert onnx.predict_files([path])[0].digit == "3"
+
+
+def test_the_old_encoder_preset_name_and_a_power_scale_are_refused_with_the_way_out() -> None:
+    with pytest.raises(ParameterError, match="now the default preset"):
+        preset("encoder")
+    with pytest.raises(ParameterError, match="scale power does not apply"):
+        FeatureConfig(encoder="speech-embedding", scale="power")

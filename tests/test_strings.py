@@ -33,6 +33,11 @@ def fsdd_model(trained_on_fsdd) -> Predictor:
     return Predictor.from_file(trained_on_fsdd / "model.pt")
 
 
+def at_rate(predictor: Predictor, y: np.ndarray) -> np.ndarray:
+    """FSDD's 8 kHz audio at the model's rate, as `transcribe` takes it (the default hears 16 kHz)."""
+    return soxr.resample(y, 8000, predictor.audio_cfg.sr).astype(np.float32)
+
+
 STRINGS = [("4155550192", "george"), ("2580", "jackson"), ("731", "lucas"), ("90", "nicolas"), ("68", "theo")]
 
 
@@ -58,7 +63,7 @@ def test_greedy_ctc_merges_repeats_drops_blanks_and_keeps_a_repeat_split_by_a_bl
 @pytest.mark.parametrize("pause", [0.3, 0.05])
 def test_strings_of_real_test_words_are_heard_word_by_word_with_times(fsdd_model, fsdd_root, pause):
     """Five speakers' test-split takes joined with pauses (and nearly touching): the digits and their order."""
-    waves = [fsdd_string(fsdd_root, digits, speaker=who, pause=pause) for digits, who in STRINGS]
+    waves = [at_rate(fsdd_model, fsdd_string(fsdd_root, digits, speaker=who, pause=pause)) for digits, who in STRINGS]
     transcripts = transcribe(fsdd_model, waves)
     result = score([d for d, _ in STRINGS], [t.text for t in transcripts])
     assert result["der"] <= (0.05 if pause >= 0.1 else 0.15), [t.text for t in transcripts]
@@ -72,7 +77,7 @@ def test_strings_of_real_test_words_are_heard_word_by_word_with_times(fsdd_model
 def test_the_listener_hears_real_strings_as_transcribe_does(fsdd_model, fsdd_root):
     for digits, who in [STRINGS[0], STRINGS[2], STRINGS[4]]:  # the 8-epoch model rejects jackson's "8" (take 2)
         y = fsdd_string(fsdd_root, digits, speaker=who, pause=0.3)
-        offline = transcribe(fsdd_model, [y])[0].text
+        offline = transcribe(fsdd_model, [at_rate(fsdd_model, y)])[0].text
         assert "".join(feed_all(Listener(fsdd_model, 8000), y, 160)) == offline == digits
 
 
@@ -412,3 +417,9 @@ def test_train_strings_refuses_a_word_model_it_cannot_start_from(synthetic_fsdd,
     options = ["--out", str(tmp_path / "s"), "--data", str(synthetic_fsdd), "--no-download"]
     assert main(["train-strings", str(tmp_path / "lstm.pt"), *options]) == 2
     assert "starts from a conv1d word model" in capsys.readouterr().err
+
+
+def test_train_strings_refuses_the_default_encoder_model_and_names_the_preset_to_use(trained_default, tmp_path, capsys):
+    options = ["--out", str(tmp_path / "s"), "--data", str(tmp_path / "nowhere"), "--no-download"]
+    assert main(["train-strings", str(trained_default / "model.pt"), *options]) == 2  # before any data is read
+    assert "train --preset scratch" in capsys.readouterr().err

@@ -1,11 +1,13 @@
 """Typed run configuration and the named presets.
 
-`RunConfig()` is the default preset (`preset("default")`): a model for real recordings, which finds
-the word with a speech detector and trains on it in noise, rooms and bands it may meet (DEFAULT_*
-below). Each part's own dataclass defaults (`AudioConfig()`, `FeatureConfig()`, ...) are the clean
-preset: the seed's 0.5 s clips, 512/256/80 mel settings, LSTM and Adam 1e-3, with the fixes that
-make it learn (log-mel in dB, standardised, silence trimmed, early stopping); a config saved
-before a field existed reads back with that field's plain default. Other presets say what they change.
+The default preset (`preset("default")`, ENCODER below) hears the word, found by a speech detector,
+through a pretrained speech encoder and trains a small head on it in noise, rooms and bands it may
+meet. `RunConfig()` is the same recipe from scratch on cepstra (`preset("scratch")`, SCRATCH_* below),
+the default before the encoder. Each part's own dataclass defaults (`AudioConfig()`,
+`FeatureConfig()`, ...) are the clean preset: the seed's 0.5 s clips, 512/256/80 mel settings, LSTM
+and Adam 1e-3, with the fixes that make it learn (log-mel in dB, standardised, silence trimmed, early
+stopping); a config saved before a field existed reads back with that field's plain default. Other
+presets say what they change.
 A run's whole configuration is one `RunConfig`; it is printed, saved as `config.json` and stored
 in the checkpoint, so `predict` rebuilds exactly the features a model was trained on.
 """
@@ -150,6 +152,10 @@ class FeatureConfig:
         )
         object.__setattr__(self, "scale", _enum(Scale, self.scale, "scale"))
         object.__setattr__(self, "layout", _enum(Layout, self.layout, "layout"))
+        _check(
+            self.encoder is None or self.scale is Scale.DB,
+            "the speech encoder reads its own log-mel (in dB): scale power does not apply to it",
+        )
         _check(self.n_fft >= 16, f"n_fft must be >= 16, got {self.n_fft}")
         _check(
             0 < self.hop_length <= self.n_fft, f"hop_length must be in 1..n_fft ({self.n_fft}), got {self.hop_length}"
@@ -418,6 +424,8 @@ PRESETS: dict[str, RunConfig] = {
 
 def preset(name: str) -> RunConfig:
     """The named preset; an unknown name lists the valid ones."""
+    if name == "encoder":  # its name before it became the default
+        raise ParameterError("preset 'encoder' is now the default preset: use --preset default (or no --preset)")
     if name not in PRESETS:
         raise ParameterError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
     return PRESETS[name]

