@@ -17,8 +17,15 @@ export FSDD_ROOT := $(abspath ../shared/data/fsdd)
 endif
 endif
 
-.PHONY: install browser train test
+.PHONY: install browser voices train test
 install: $(VENV)/.installed
+
+# Debian's speech synthesisers: filler words for --filler-voices (flite, festival) and the non-digit benchmark's
+# held-out voices (espeak-ng). Best effort: without them those tests skip.
+voices:
+	@(command -v flite && command -v text2wave && command -v espeak-ng) >/dev/null \
+		|| (apt-get update -qq && apt-get install -y -qq flite festival festvox-kallpc16k espeak-ng >/dev/null) \
+		|| echo "note: could not install flite/festival/espeak-ng; the synthesised-word tests will be skipped"
 
 # Debian's Chromium for the real-browser test of the web page (best effort: without it that test skips).
 browser:
@@ -35,7 +42,7 @@ $(VENV)/.installed: pyproject.toml
 train: install
 	$(BIN)/spoken-digits train --out runs/default
 
-test: install browser
+test: install browser voices
 	$(BIN)/ruff check src tests fuzz benchmarks docs/tables.py
 	$(BIN)/mypy --ignore-missing-imports src/spoken_digits
 	$(BIN)/python -m pytest -q

@@ -32,7 +32,7 @@ from benchmarks.peer import INSTALL, Sphinx
 from spoken_digits.atomic import write_json, write_text
 from spoken_digits.config import SplitConfig
 from spoken_digits.data import fsdd
-from spoken_digits.data.splits import make_folds
+from spoken_digits.data.splits import Fold, make_folds
 from spoken_digits.device import machine
 from spoken_digits.errors import SpokenDigitsError
 from spoken_digits.frontend import audio, corrupt
@@ -197,6 +197,33 @@ def conditions(builder: Builder, babble: Sequence[np.ndarray], n: int, seed: int
     return rows
 
 
+def official_test(
+    models: Sequence[str], data: str | None
+) -> tuple[dict[str, BasePredictor], int, list[fsdd.Clip], Fold, Builder]:
+    """The models loaded (all at one rate), FSDD's clips, the official fold and a Builder of its test clips."""
+    predictors = {str(m): load_predictor(m) for m in models}
+    rates = {p.audio_cfg.sr for p in predictors.values()}
+    if len(rates) != 1:
+        raise SpokenDigitsError(f"the models run at different rates ({sorted(rates)}): compare them in separate runs")
+    sr = rates.pop()
+    clips = fsdd_clips(data)
+    fold = make_folds(fsdd.as_clips(clips), SplitConfig())[0]
+    return predictors, sr, clips, fold, Builder([clips[i] for i in fold.test], sr)
+
+
+def string_recognisers(
+    predictors: dict[str, BasePredictor], sr: int, *, peer: bool
+) -> tuple[dict[str, Callable[[list[np.ndarray]], list[str]]], Sphinx | None]:
+    """Each model's `transcribe` (and pocketsphinx's digit loop when `peer`) as waveforms -> digit strings."""
+    recognisers: dict[str, Callable[[list[np.ndarray]], list[str]]] = {
+        name: (lambda waves, p=p: [t.text for t in transcribe(p, waves)]) for name, p in predictors.items()
+    }
+    sphinx = Sphinx(LOOP) if peer else None
+    if sphinx is not None:
+        recognisers["pocketsphinx"] = lambda waves: [sphinx.digits(y, sr) or "" for y in waves]
+    return recognisers, sphinx
+
+
 def stream_row(predictor: BasePredictor, spoken: Sequence[Spoken]) -> dict[str, Any]:
     """The strings fed to a `Listener` in CHUNK pieces: accuracy, the delay from each word's end to its
     appearance (audio time, plus the compute time spent), and the real-time factor. A word shown is
@@ -237,26 +264,14 @@ def run(
     say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Every row for every model (and pocketsphinx), the same recordings for all."""
-    predictors = {str(m): load_predictor(m) for m in models}
-    rates = {p.audio_cfg.sr for p in predictors.values()}
-    if len(rates) != 1:
-        raise SpokenDigitsError(f"the models run at different rates ({sorted(rates)}): compare them in separate runs")
-    sr = rates.pop()
-    clips = fsdd_clips(data)
-    fold = make_folds(fsdd.as_clips(clips), SplitConfig())[0]
-    builder = Builder([clips[i] for i in fold.test], sr)
+    predictors, sr, clips, fold, builder = official_test(models, data)
     pool = Builder([clips[i] for i in fold.train], sr)
     babble = [pool.wave(clips[i]) for i in fold.train[:: max(1, len(fold.train) // 300)]]
     rows = conditions(builder, babble, strings, seed)
     rng = np.random.default_rng(seed + 1)
     rows["non-speech"] = [Spoken("", y, (), sr) for y in non_speech(sr, rng)]
     rows["backwards-words"] = [Spoken("", y, (), sr) for y in backwards(builder, rng)]
-    recognisers: dict[str, Callable[[list[np.ndarray]], list[str]]] = {
-        name: (lambda waves, p=p: [t.text for t in transcribe(p, waves)]) for name, p in predictors.items()
-    }
-    sphinx = Sphinx(LOOP) if peer else None
-    if sphinx is not None:
-        recognisers["pocketsphinx"] = lambda waves: [sphinx.digits(y, sr) or "" for y in waves]
+    recognisers, sphinx = string_recognisers(predictors, sr, peer=peer)
     table = []
     for name, spoken in rows.items():
         waves = [s.wave for s in spoken]

@@ -507,6 +507,93 @@ def ablation_before_fixes() -> str:
     return "\n".join([*lines, "", note])
 
 
+NONDIGITS = ROOT / "docs" / "findings" / "nondigits" / "nondigits.json"
+NONDIGIT_KINDS = {
+    "tts-espeak": "everyday words, espeak-ng voices (voices and words never trained on)",
+    "tts-flite": "everyday words, flite voices (`filler-tts-s0`'s filler voices, other words)",
+    "tts-festival": "everyday words, festival voice (`filler-tts-s0`'s filler voice, other words)",
+    "backwards": "FSDD test words played backwards (a filler kind of `filler-tts-s0`: flatters it)",
+    "splices": "FSDD test speakers' splices of two words (a filler kind of `filler-tts-s0`: flatters it)",
+}
+
+
+def nondigits(path: Path = NONDIGITS) -> str:
+    """False digits a minute in non-digit speech, then single words through the string path and --single."""
+    data = json.loads(path.read_text())
+    who = [*data["models"], *(["pocketsphinx"] if "pocketsphinx" in data else [])]
+    names = [_who(w) for w in who]
+    lines = ["| false digits a minute in | " + " | ".join(names) + " | target |", "|---|" + "---|" * (len(who) + 1)]
+    for row in data["false_digits_per_minute"]:
+        cells = " | ".join(f"{row[w]:.1f}" for w in who)
+        lines.append(f"| {NONDIGIT_KINDS.get(row['kind'], row['kind'])} ({row['minutes']:.1f} min) | {cells} | <= 2 |")
+    lines += ["", "| one word per clip | model | string path (`predict`) | `--single` | no digit heard | ECE |"]
+    lines.append("|---|---|---|---|---|---|")
+    for model, kinds in data["single_words"].items():
+        for kind, r in kinds.items():
+            where = "FSDD official test (300)" if kind == "fsdd-test" else f"digits said by espeak-ng voices ({r['n']})"
+            lines.append(
+                f"| {where} | {_who(model)} | {r['string_path']:.3f} | {r['single']:.3f} | {r['none_heard']} "
+                f"| {r['ece']:.3f} |"
+            )
+    from spoken_digits.training.studyreport import describe_machine
+
+    command = "python -m benchmarks.nondigits " + " ".join(data["models"])
+    where = describe_machine(data["machine"])
+    return "\n".join([*lines, "", f"*From `{command}`, seed {data['seed']}; measured on: {where}.*"])
+
+
+NONDIGIT_LOSO = {  # folder under docs/findings/nondigits/loso -> what was trained
+    "calibrate-val10-best-epoch": "10% of training takes held out; the epoch scoring best on them kept",
+    "calibrate-val10": "10% held out; the last epoch kept",
+    "default-s0": "**5% held out; the last epoch kept (the default)**",
+    "filler-fsdd3-best-epoch": "filler of reversed, spliced, cut training words (--filler 3); best epoch",
+    "filler-fsdd3-tts-best-epoch": "the same + synthesised words and digits (--filler-voices); best epoch",
+    "filler-tts-best-epoch": "synthesised words and digits only (--filler 0 --filler-voices); best epoch",
+    "filler-tts": "synthesised words and digits only; the last epoch kept",
+}
+
+
+def nondigits_loso() -> str:
+    """Held-out voices with each calibration and filler choice: accuracy, words answered filler, ECE."""
+    base = ROOT / "docs" / "findings"
+    lines = ["| trained (seed 0) | george | nicolas | answered filler (george) | epoch kept | ECE (george) |"]
+    lines.append("|---|---|---|---|---|---|")
+    before = {s: json.loads((base / "encoder" / "loso-s0" / s / "metrics.json").read_text()) for s in SPEAKERS}
+    lines.append(
+        f"| no slice held out, no filler (the default before) | {before['george']['test_accuracy']:.3f} "
+        f"| {before['nicolas']['test_accuracy']:.3f} | - | 10 of 10 | - |"
+    )
+    for folder, what in NONDIGIT_LOSO.items():
+        found = {s: base / "nondigits" / "loso" / folder / s / "metrics.json" for s in ("george", "nicolas")}
+        m = {s: json.loads(f.read_text()) for s, f in found.items() if f.is_file()}
+        if "george" not in m:
+            continue
+        g = m["george"]
+        filler = sum(row[-1] for row in g["confusion"]) if len(g["confusion"]) > 10 else 0
+        nicolas = f"{m['nicolas']['accuracy']:.3f}" if "nicolas" in m else "-"
+        lines.append(
+            f"| {what} | {g['accuracy']:.3f} | {nicolas} | {filler} of {g['n']} | {g['best_epoch']} of "
+            f"{g['epochs_run']} | {g['test_calibration']['ece']:.3f} |"
+        )
+    folds = {
+        s: json.loads((base / "nondigits" / "loso" / "default-s0" / s / "metrics.json").read_text()) for s in SPEAKERS
+    }
+    eces = {s: m["test_calibration"]["ece"] for s, m in folds.items()}
+    worst = max(eces, key=eces.__getitem__)
+    lines += [
+        "",
+        f"The default over all six folds (seed 0): mean accuracy {sum(m['accuracy'] for m in folds.values()) / 6:.3f} "
+        f"(before: {sum(before[s]['test_accuracy'] for s in SPEAKERS) / 6:.3f}); ECE {min(eces.values()):.3f} to "
+        f"{eces[worst]:.3f} ({worst}).",
+    ]
+    note = (
+        "*From `spoken-digits train --split loso --speaker SPEAKER` with the options named (fold metrics and configs "
+        "in docs/findings/nondigits/loso/ and docs/findings/encoder/loso-s0/); measured on: this project's 2-core "
+        "CPU, one torch thread per run, torch 2.13.0+cpu.*"
+    )
+    return "\n".join([*lines, "", note])
+
+
 ACCURACY = {"accuracy (mean ± sd)": "test accuracy (mean ± sd)", "95% CI": "95% CI"}
 
 TABLES: dict[str, Callable[[], str]] = {
@@ -530,6 +617,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "encoder-speed": encoder_speed,
     "encoder-strings": lambda: strings(ENCODER / "strings" / "strings.json"),
     "own-data": own_data,
+    "nondigits": nondigits,
+    "nondigits-loso": nondigits_loso,
 }
 
 

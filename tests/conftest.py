@@ -125,6 +125,13 @@ def trained_default(synthetic_fsdd: Path, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture(scope="session")
+def trained_filler(synthetic_fsdd: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default preset with a filler class made from the training words (--filler 1.5) on the synthetic
+    voices: a run folder."""
+    return _train_synthetic(synthetic_fsdd, tmp_path_factory.mktemp("filler"), "--epochs", "12", "--filler", "1.5")
+
+
+@pytest.fixture(scope="session")
 def trained_scratch(synthetic_fsdd: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The scratch preset (the same recipe on 8 kHz cepstra, no pretrained encoder) on the synthetic voices:
     the word model of the stream tests, whose formant voices a speech encoder hears less well than speech."""

@@ -101,5 +101,13 @@ def test_the_default_preset_is_the_scratch_recipe_on_the_speech_encoder():
     default, scratch = preset("default"), preset("scratch")
     assert default.features.encoder == "speech-embedding" and default.audio.sr == 16000
     assert (default.model, default.audio.vad) == (scratch.model, scratch.audio.vad)
-    assert dataclasses.replace(default.augment, views=0) == scratch.augment  # the same training conditions
+    assert dataclasses.replace(default.augment, views=0, filler=0.0) == scratch.augment  # the same conditions
+    assert default.train.val_fraction > 0 and default.train.keep_last  # clips to calibrate on; the last epoch kept
+
+
+def test_filler_needs_augmentation_and_a_sane_share():
+    with pytest.raises(ParameterError, match="filler clips are made from waveforms: they need augmentation on"):
+        AugmentConfig(filler=1.0)
+    with pytest.raises(ParameterError, match="filler must be in"):
+        AugmentConfig(noise=0.5, filler=-1)
     assert list(PRESETS)[:2] == ["default", "scratch"]

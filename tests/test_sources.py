@@ -14,6 +14,7 @@ from tests.conftest import SR, digit_voice
 
 from spoken_digits.config import SplitConfig, SplitName, preset
 from spoken_digits.data import fsdd
+from spoken_digits.data.clips import FILLER
 from spoken_digits.data.sources import open_dataset
 from spoken_digits.data.splits import make_folds
 from spoken_digits.errors import DatasetError, ParameterError
@@ -105,16 +106,30 @@ def test_a_speaker_column_and_a_speaker_pattern_together_are_refused(tmp_path):
         open_dataset(tmp_path / "m.csv", speaker_pattern="^(.+)_")
 
 
-def test_folders_starting_with_an_underscore_are_left_out_and_named(tmp_path):
+def test_filler_folders_are_one_filler_class_and_other_underscored_folders_are_named(tmp_path):
     root = _folders(tmp_path / "kw")
     _write(root / "_unknown_" / "ann_0.wav")
     _write(root / "_unknown_" / "bob_0.wav")
     _write(root / "_background_" / "hum.wav")
+    _write(root / "_scratch_" / "ann_1.wav")
     data = open_dataset(root)
-    assert data.classes == WORDS and not any(c.path.parent.name.startswith("_") for c in data.clips)
+    assert data.classes == (*WORDS, FILLER)
+    fillers = sorted(c.path.name for c in data.clips if c.label == FILLER)
+    assert fillers == ["ann_0.wav", "bob_0.wav", "hum.wav"]
+    assert not any(c.path.parent.name == "_scratch_" for c in data.clips)
     (note,) = data.notes
-    assert f"left out 2 folder(s) whose names start with _ ({root / '_background_'}, {root / '_unknown_'})" in note
+    assert f"left out 1 folder(s) whose names start with _ ({root / '_scratch_'})" in note
+    assert "_unknown_ and _background_ are the filler class" in note
     assert not open_dataset(_folders(tmp_path / "plain")).notes
+
+
+def test_a_manifest_row_labelled_background_is_the_filler_class(tmp_path):
+    _folders(tmp_path / "audio")
+    _write(tmp_path / "audio" / "noise" / "hum.wav")
+    _write(tmp_path / "audio" / "noise" / "fan.wav")
+    rows = ["alpha/ann_0.wav,alpha", "alpha/bob_0.wav,alpha", "noise/hum.wav,_background_", "noise/fan.wav,_unknown_"]
+    (tmp_path / "m.csv").write_text("path,label\n" + "".join(f"audio/{r}\n" for r in rows))
+    assert open_dataset(tmp_path / "m.csv").classes == ("alpha", FILLER)
 
 
 def test_speakers_split_is_seeded_disjoint_and_about_the_fraction(tmp_path):

@@ -72,6 +72,15 @@ def test_early_stopping_and_best_weights():
     assert restored == pytest.approx(best["val_accuracy"])
 
 
+def test_keep_last_keeps_the_last_epoch_whatever_validation_says():
+    cfg = dataclasses.replace(CFG, epochs=12, lr=5e-2, keep_last=True)
+    model, result = train_once(cfg)
+    assert result.best_epoch == result.epochs_run == 12 and "val_accuracy" in result.history[-1]
+    val = toy_data(40, 1)
+    kept = (predict_logits(model, val).argmax(1) == val.y).float().mean().item()
+    assert kept == pytest.approx(result.history[-1]["val_accuracy"])  # the last epoch's weights
+
+
 def test_log_rows_have_every_column():
     _, result = train_once(dataclasses.replace(CFG, epochs=2))
     assert set(result.history[0]) == {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"}

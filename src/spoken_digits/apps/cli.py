@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from spoken_digits.apps import commands, limits, options
+from spoken_digits.config import FILLER_VOICES
 from spoken_digits.errors import SpokenDigitsError
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -58,6 +59,20 @@ def _train(sub: SubParsers) -> None:
         help="a folder of noise recordings (any format) mixed into training clips beside the generated noise, "
         "at the preset's SNRs; keep it apart from any noise you test with (needs a preset with noise: default or "
         "scratch)",
+    )
+    t.add_argument(
+        "--filler",
+        type=float,
+        metavar="SHARE",
+        help="filler clips (reversed words, splices, pieces of words: a 'not a word' class the string path "
+        "rejects) made per average class's clips; 0 = none "
+        f"({options.by_preset(lambda c: c.augment.filler)})",
+    )
+    t.add_argument(
+        "--filler-voices",
+        metavar="ENGINE:VOICE,...",
+        help="speech synthesiser voices (flite, festival) saying everyday words for the filler class, e.g. "
+        f"{FILLER_VOICES} (needs apt-get install flite festival festvox-kallpc16k); default: none",
     )
     t.add_argument("--out", type=Path, help="output folder (default: runs/PRESET-MODEL-SPLIT-sSEED)")
     t.add_argument(

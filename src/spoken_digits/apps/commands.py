@@ -44,6 +44,10 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
     augment = cfg.augment
     if getattr(args, "noise_dir", None) is not None:
         augment = dataclasses.replace(augment, noise_dir=str(Path(args.noise_dir).resolve()))
+    if getattr(args, "filler", None) is not None:
+        augment = dataclasses.replace(augment, filler=args.filler)
+    if getattr(args, "filler_voices", None) is not None:
+        augment = dataclasses.replace(augment, filler_voices=args.filler_voices)
     return dataclasses.replace(
         cfg,
         augment=augment,

@@ -72,6 +72,10 @@ def _shown(value: object) -> str:
     return "not given" if value in (None, False) else "given" if value is True else repr(value)
 
 
+FILLER = "_unknown_"  # the class of speech that is no word of the model (keyword spotters' filler or unknown)
+FILLER_FOLDERS = ("_unknown_", "_background_")  # class folders read as FILLER clips
+
+
 @dataclass(frozen=True)
 class Dataset:
     """Clips of one source in a stable order (by file name, then path) and the class names, in label order.
@@ -129,9 +133,9 @@ def build(
     notes: Sequence[str] = (),
     unknown_speaker: str = "",
 ) -> Dataset:
-    """A Dataset from clips in any order: sorted by (file name, path), classes in natural order."""
+    """A Dataset from clips in any order: sorted by (file name, path), classes in natural order (FILLER last)."""
     ordered = sorted(clips, key=lambda c: (c.path.name, str(c.path)))
-    classes = tuple(sorted({c.label for c in ordered}, key=natural_key))
+    classes = tuple(sorted({c.label for c in ordered}, key=lambda c: (c == FILLER, natural_key(c))))  # filler last
     return Dataset(ordered, classes, source, root, tuple(noise), notes=tuple(notes), unknown_speaker=unknown_speaker)
 
 

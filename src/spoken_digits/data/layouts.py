@@ -10,7 +10,7 @@ import os
 import re
 from pathlib import Path
 
-from spoken_digits.data.clips import SPLIT_ALIASES, Clip, Dataset, build, own_split
+from spoken_digits.data.clips import FILLER, FILLER_FOLDERS, SPLIT_ALIASES, Clip, Dataset, build, own_split
 from spoken_digits.errors import DatasetError
 from spoken_digits.frontend.audio import AUDIO_SUFFIXES
 
@@ -57,12 +57,12 @@ def read_folders(root: Path, pattern: re.Pattern[str] | None = None) -> Dataset:
     clips = []
     left_out: list[Path] = []
     for base, split in levels:
-        left_out += _underscored(base)
-        for folder in _subdirs(base):
+        left_out += [d for d in _underscored(base) if d.name not in FILLER_FOLDERS]
+        for folder in _subdirs(base) + _fillers(base):
             files = audio_files(folder)
             if not files:
                 raise DatasetError(f"{folder}: empty class folder (no audio files); remove it or add recordings")
-            clips += [Clip(f, folder.name, speaker_of(f, pattern), split) for f in files]
+            clips += [Clip(f, class_name(folder.name), speaker_of(f, pattern), split) for f in files]
     if not clips:
         raise DatasetError(f"{root}: no class folders with audio files (expected {root}/<class>/<clip>.wav)")
     return build(clips, "folders", root, notes=_left_out_note(left_out))
@@ -73,8 +73,18 @@ def _subdirs(folder: Path) -> list[Path]:
 
 
 def _underscored(folder: Path, *, but: str = "") -> list[Path]:
-    """Folders named _like_this_ (kept for filler classes such as _unknown_ or _background_), not read as classes."""
+    """Folders named _like_this_: the filler folders (FILLER_FOLDERS) and others, which are left out."""
     return sorted(d for d in folder.iterdir() if d.is_dir() and d.name.startswith("_") and d.name != but)
+
+
+def _fillers(folder: Path) -> list[Path]:
+    """The folders of `folder` whose clips are the filler class (speech or sound that is none of the words)."""
+    return [d for d in _underscored(folder) if d.name in FILLER_FOLDERS]
+
+
+def class_name(label: str) -> str:
+    """A folder's or manifest's label as a class: _unknown_ and _background_ are both the filler class."""
+    return FILLER if label in FILLER_FOLDERS else label
 
 
 def _left_out_note(folders: list[Path]) -> list[str]:
@@ -82,7 +92,8 @@ def _left_out_note(folders: list[Path]) -> list[str]:
         return []
     return [
         f"left out {len(folders)} folder(s) whose names start with _ ({', '.join(str(f) for f in folders)}): "
-        "such folders are not classes; rename one without the _ to train on it"
+        f"such folders are not classes ({' and '.join(FILLER_FOLDERS)} are the filler class: speech that is "
+        "none of the words); rename one without the _ to train on it"
     ]
 
 
@@ -131,7 +142,7 @@ def read_manifest(manifest: Path, pattern: re.Pattern[str] | None = None) -> Dat
         if speaker_col and not speaker and not blank:
             blank = f"{where} has a blank {speaker_col} cell ({row[path_col]}), so not every clip's speaker is known"
         split = own_split(row[split_col], where) if split_col and row[split_col] else ""
-        clips.append(Clip(path, row[label_col], speaker, split))
+        clips.append(Clip(path, class_name(row[label_col]), speaker, split))
     if not clips:
         raise DatasetError(f"{manifest}: no rows")
     return build(clips, "manifest", root, unknown_speaker=blank)
@@ -149,18 +160,18 @@ def read_speech_commands(root: Path) -> Dataset:
             for entry in (root / name).read_text().split():
                 lists[entry] = split
     clips = []
-    for folder in _subdirs(root):
+    for folder in _subdirs(root) + _fillers(root):
         files = audio_files(folder)
         if not files:
             raise DatasetError(f"{folder}: empty word folder (no audio files)")
         for f in files:
             match = SC_SPEAKER.match(f.name)
             split = lists.get(f"{folder.name}/{f.name}", "train")
-            clips.append(Clip(f, folder.name, match["speaker"] if match else "", split))
+            clips.append(Clip(f, class_name(folder.name), match["speaker"] if match else "", split))
     if not clips:
         raise DatasetError(f"{root}: no word folders with audio files")
     noise = audio_files(root / SC_NOISE) if (root / SC_NOISE).is_dir() else []
-    notes = _left_out_note(_underscored(root, but=SC_NOISE))
+    notes = _left_out_note([d for d in _underscored(root, but=SC_NOISE) if d.name not in FILLER_FOLDERS])
     return build(clips, "speech-commands", root, noise=noise, notes=notes)
 
 

@@ -17,6 +17,7 @@ from spoken_digits.data.sources import open_dataset, same_source
 from spoken_digits.data.splits import make_folds
 from spoken_digits.device import check_device
 from spoken_digits.errors import ParameterError
+from spoken_digits.evaluation.calibration import calibration_report
 from spoken_digits.evaluation.report import plot_confusion
 from spoken_digits.frontend import audio
 from spoken_digits.recognize.predict import load_predictor
@@ -89,10 +90,10 @@ def evaluate_checkpoint(
     if seen is None and predictor.info.get("data_root", str(dataset.root)) == str(dataset.root):
         warn_on_overlap(cfg, predictor.info.get("fold"), dataset.clips, test)  # checkpoints without digests
     index = {name: i for i, name in enumerate(predictor.classes)}
-    predicted = np.concatenate([predictor.probabilities(_read(tested[i : i + 256], cfg)).argmax(axis=1)
-                                for i in range(0, len(tested), 256)])  # fmt: skip
+    probabilities = np.concatenate([predictor.probabilities(_read(tested[i : i + 256], cfg))
+                                    for i in range(0, len(tested), 256)])  # fmt: skip
     truth = [index[c.label] for c in tested]
-    result = scores(truth, predicted, [c.speaker for c in tested], predictor.classes)
+    result = scores(truth, probabilities.argmax(axis=1), [c.speaker for c in tested], predictor.classes)
     metrics = {
         "checkpoint": str(path),
         "data": dataset.describe(),
@@ -102,6 +103,8 @@ def evaluate_checkpoint(
         "test_accuracy": result.pop("accuracy"),
         "n_test": result.pop("n"),
         "seen_in_training": seen,
+        "temperature": predictor.temperature,
+        "calibration": calibration_report(probabilities, np.array(truth)),  # ECE and risk-coverage
         **result,
     }
     if out is not None:

@@ -18,6 +18,7 @@ from torch import nn
 
 from spoken_digits import onnxrt
 from spoken_digits.config import RunConfig
+from spoken_digits.data.clips import FILLER
 from spoken_digits.errors import AudioError, CheckpointError, ParameterError
 from spoken_digits.frontend import audio, endpoint
 from spoken_digits.frontend.features import Featurizer
@@ -87,6 +88,13 @@ class BasePredictor(ABC):
         self.audio_cfg = config.audio
         self.classes = list(classes)
         self.device = torch.device(device)
+        # logits are divided by this (fitted on held-out clips when the model was trained; 1 before that)
+        self.temperature = float(info.get("temperature", 1.0))  # type: ignore[arg-type]
+
+    @property
+    def filler(self) -> int | None:
+        """The index of the model's "not a word" class (FILLER), or None when it has none."""
+        return self.classes.index(FILLER) if FILLER in self.classes else None
 
     @abstractmethod
     def logits(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -163,8 +171,12 @@ class BasePredictor(ABC):
         out = []
         for start in range(0, len(prepared), batch_size):
             x, lengths = audio.batch(prepared[start : start + batch_size])
-            out.append(torch.softmax(self.logits(x, lengths), dim=1).numpy())
+            out.append(self.calibrated(self.logits(x, lengths)))
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype=np.float32)
+
+    def calibrated(self, logits: torch.Tensor) -> np.ndarray:
+        """Class probabilities (N, n_classes) from logits, at the model's temperature."""
+        return torch.softmax(logits.float() / self.temperature, dim=1).numpy()
 
     def inspect(self, wave: np.ndarray) -> Inspection:
         """Probabilities and model input of one mono waveform at the model's rate (AudioError if it holds no digit)."""
@@ -178,7 +190,7 @@ class BasePredictor(ABC):
         x, lengths = audio.batch([prepared])
         peak_dbfs, rms_dbfs = audio.levels_dbfs(y)
         return Inspection(
-            probabilities=torch.softmax(self.logits(x, lengths), dim=1)[0].numpy(),
+            probabilities=self.calibrated(self.logits(x, lengths))[0],
             features=self.features(x, lengths),
             seconds=len(y) / self.audio_cfg.sr,
             peak_dbfs=peak_dbfs,

@@ -24,6 +24,9 @@ MIN_SPACING = 0.08  # s between cut candidates
 CUT_WEIGHT = 3.0  # how much a cut's depth counts against the pieces' log-probabilities (tuned on training takes)
 DEPTH_EVEN = 0.7  # a dip this deep (a share of the way down to the floor) is as likely a gap as not
 FLOOR_DB = -80.0  # the quietest noise floor assumed (a real microphone's is above it)
+# A piece the filler class wins counts as this much less likely than a word as sure: without it, a word cut
+# in two (a piece of a word being filler, confidently) outscores the whole word (FINDINGS, "Only digits").
+FILLER_COST = 0.1
 
 
 def level_db(y: np.ndarray, sr: int) -> np.ndarray:
@@ -129,9 +132,9 @@ def decode_segments(
         words: list[Word] = []
         rejected = 0
         for bounds, depths, pairs, first in plan:
-            for i, j, row in _best_cuts(depths, pairs, scores[first : first + len(pairs)]):
+            for i, j, row in _best_cuts(depths, pairs, scores[first : first + len(pairs)], predictor.filler):
                 best = int(row.argmax())
-                if row[best] < REJECT:
+                if best == predictor.filler or (predictor.filler is None and row[best] < REJECT):
                     rejected += 1
                     continue
                 start, end = offset + max(bounds[i], 0) / sr, offset + min(bounds[j], len(y)) / sr
@@ -141,16 +144,19 @@ def decode_segments(
 
 
 def _best_cuts(
-    depths: Sequence[float], pairs: Sequence[tuple[int, int]], scores: np.ndarray
+    depths: Sequence[float], pairs: Sequence[tuple[int, int]], scores: np.ndarray, filler: int | None = None
 ) -> list[tuple[int, int, np.ndarray]]:
     """The pieces (i, j, class probabilities) that cover the first bound to the last with the highest total
-    of log(best probability) per piece + CUT_WEIGHT * (depth - DEPTH_EVEN) per cut made (dynamic programming)."""
+    of log(best probability) per piece (plus log FILLER_COST where the best is the `filler` class) +
+    CUT_WEIGHT * (depth - DEPTH_EVEN) per cut made (dynamic programming)."""
     best = [-math.inf] * len(depths)
     back: list[tuple[int, int] | None] = [None] * len(depths)
     best[0] = 0.0
     for k, (i, j) in enumerate(pairs):  # pairs are ordered by i, so best[i] is final when it is read
         cut = CUT_WEIGHT * (depths[j] - DEPTH_EVEN) if j < len(depths) - 1 else 0.0
-        total = best[i] + math.log(max(float(scores[k].max()), 1e-9)) + cut
+        row = scores[k]
+        piece_cost = math.log(FILLER_COST) if filler is not None and int(row.argmax()) == filler else 0.0
+        total = best[i] + math.log(max(float(row.max()), 1e-9)) + piece_cost + cut
         if total > best[j]:
             best[j], back[j] = total, (i, k)
     chosen = []

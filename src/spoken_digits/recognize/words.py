@@ -7,8 +7,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-LOW_CONFIDENCE = 0.7  # a word whose probability is below this is marked `low`
-REJECT = 0.5  # a piece whose best word is below this is no word of the model (chosen on training takes)
+# A word whose probability is below this is marked `low`. Probabilities are calibrated (temperature fitted on
+# held-out clips when the model was trained): of answers given probability p, about 1 - p are wrong, so
+# a `low` word is wrong about 30% of the time or more.
+LOW_CONFIDENCE = 0.7
+# For a model without a filler class only: a piece whose best word is below this is no word of the model.
+# A model with one (the default) rejects a piece only when the filler class is its best answer.
+REJECT = 0.5
 
 
 @dataclass(frozen=True)
@@ -22,7 +27,7 @@ class Word:
 
     @property
     def low(self) -> bool:
-        """True when the model is unsure (probability below LOW_CONFIDENCE): check this digit."""
+        """True when the model is unsure (calibrated probability below LOW_CONFIDENCE): check this digit."""
         return self.probability < LOW_CONFIDENCE
 
     def to_dict(self) -> dict[str, object]:

@@ -26,6 +26,7 @@ from spoken_digits.data.sources import open_dataset
 from spoken_digits.data.splits import Fold, check_duplicates, make_folds
 from spoken_digits.device import check_device, machine
 from spoken_digits.errors import DatasetError, ParameterError, SpokenDigitsError
+from spoken_digits.evaluation.calibration import calibration_report, softmax
 from spoken_digits.evaluation.evaluate import scores
 from spoken_digits.evaluation.report import plot_confusion, plot_curves
 from spoken_digits.frontend import corrupt
@@ -34,7 +35,9 @@ from spoken_digits.frontend.batches import FeatureSet
 from spoken_digits.frontend.features import Featurizer
 from spoken_digits.models import checkpoint
 from spoken_digits.models.nets import SEQUENCE_MODELS, count_parameters, create_model
+from spoken_digits.training.calibrate import calibrate, held_out_views
 from spoken_digits.training.corpus import STANDARDIZER_CLIPS, Corpus, length_rule, load_corpus
+from spoken_digits.training.filler import with_classes, with_filler
 from spoken_digits.training.rundata import (
     check_same_data,
     data_record,
@@ -81,7 +84,7 @@ def train_fold(
     `save=False` (the non-zero ranks of a distributed run) writes nothing.
     """
     seed_everything(cfg.train.seed)
-    labels, classes = corpus.labels, corpus.data.classes
+    labels, classes = corpus.labels, with_classes(corpus.data.classes, cfg.augment)
     fit_idx, val_idx = training_slices(corpus, fold, cfg.train.val_fraction, seed=cfg.train.seed)
     device = check_device(cfg.train.device)
     featurizer = Featurizer(cfg.audio.sr, cfg.features).to(device)
@@ -106,18 +109,20 @@ def train_fold(
             on_epoch(progress["history"])
 
     resume = state.training(fold.name) if state is not None else None
-    augment = None
+    augment = augmenter = None
     train_set: Batches = data.subset(fit_idx)
+    held_out: Batches = data.subset(val_idx)  # what the temperature is fitted on
     if cfg.augment.active:  # train from waveforms, featurised batch by batch after augmentation
         noises = corrupt.read_noise_dir(cfg.augment.noise_dir, cfg.audio.sr) if cfg.augment.noise_dir else []
         if cfg.augment.noise and corpus.data.noise:  # the dataset's own background recordings
             noises += corrupt.read_noises(corpus.data.noise, cfg.audio.sr, what=f"{corpus.data.root} noise")
-        augment = Augmenter(cfg.augment, featurizer, cfg.audio, noises=noises)
+        augment = augmenter = Augmenter(cfg.augment, featurizer, cfg.audio, noises=noises)
         source: Batches = corpus.stream() if corpus.waves is None else FeatureSet(corpus.waves, corpus.lengths, labels)
-        train_set = source.subset(fit_idx)
+        train_set, val_waves = with_filler(source.subset(fit_idx), source.subset(val_idx), classes, cfg)
         if cfg.augment.views:  # made once, reused every epoch
             train_set = augmented_views(train_set.to(device), augment, cfg.augment.views, seed=cfg.train.seed)
             augment = None
+        held_out = held_out_views(held_out, val_waves, augmenter, classes, cfg.augment.filler, seed=cfg.train.seed)
     result = fit(
         model,
         train_set,
@@ -138,17 +143,22 @@ def train_fold(
         "val_accuracy": result.history[result.best_epoch - 1].get("val_accuracy"),
         "n_parameters": count_parameters(model),
     }
-    held_out = fold.test if len(fold.test) else val_idx  # split "all" has no test set: score validation
-    if len(held_out):
-        predicted = predict_logits(model, data.subset(held_out).to(cfg.train.device)).argmax(1).cpu().numpy()
-        result_scores = scores(labels[held_out].numpy(), predicted, corpus.speakers[held_out].tolist(), classes)
+    metrics["calibration"] = calibrate(model, held_out.to(device))
+    tested = fold.test if len(fold.test) else val_idx  # split "all" has no test set: score validation
+    if len(tested):
+        logits = predict_logits(model, data.subset(tested).to(cfg.train.device)).cpu().numpy()
+        predicted, truth = logits.argmax(1), labels[tested].numpy()
+        result_scores = scores(truth, predicted, corpus.speakers[tested].tolist(), classes)
         if len(fold.test):
             metrics["predicted"] = predicted.tolist()
             metrics.update(result_scores)
+            temperature = metrics["calibration"]["temperature"]
+            metrics["test_calibration"] = calibration_report(softmax(logits, temperature), truth)
         else:
             metrics["val_confusion"] = result_scores["confusion"]
     metrics["shares"] = shares(len(fit_idx), len(val_idx), len(fold.test))
     info = {k: v for k, v in metrics.items() if k not in ("predicted", "confusion", "val_confusion")}
+    info["temperature"] = metrics["calibration"]["temperature"]  # predictors divide the logits by it
     info |= {
         "data": corpus.data.describe(),
         "data_root": str(corpus.data.root),
@@ -248,7 +258,8 @@ def train_run(
         metrics["seconds"] = round(time.perf_counter() - started, 2)
         metrics["machine"] = machine(cfg.train.device)
         if main:
-            _write_outputs(out, results, metrics, corpus.data.classes, per_fold=per_fold)
+            classes = with_classes(corpus.data.classes, cfg.augment)
+            _write_outputs(out, results, metrics, classes, per_fold=per_fold)
             state.clear()
     return metrics
 
@@ -313,7 +324,7 @@ def headline(test_accuracy: float | None, val_accuracy: float | None) -> str:
 def _summarise(cfg: RunConfig, corpus: Corpus, results: list[FoldResult]) -> dict[str, Any]:
     head = {
         "data": corpus.data.describe(),
-        "classes": list(corpus.data.classes),
+        "classes": list(with_classes(corpus.data.classes, cfg.augment)),
         "preset": cfg.preset,
         "model": cfg.model.name,
         "split": cfg.split.name.value,
@@ -328,7 +339,10 @@ def _summarise(cfg: RunConfig, corpus: Corpus, results: list[FoldResult]) -> dic
     test_idx = np.concatenate([r.fold.test for r in results])
     predicted = np.concatenate([r.metrics["predicted"] for r in results])
     pooled = scores(
-        corpus.labels[test_idx].numpy(), predicted, corpus.speakers[test_idx].tolist(), corpus.data.classes
+        corpus.labels[test_idx].numpy(),
+        predicted,
+        corpus.speakers[test_idx].tolist(),
+        with_classes(corpus.data.classes, cfg.augment),
     )
     folds = {r.fold.name: r.metrics["accuracy"] for r in results}
     return {

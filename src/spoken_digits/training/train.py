@@ -193,7 +193,8 @@ def fit(
     """Train `model` in place; it ends holding the weights of the best validation epoch.
 
     The best epoch has the highest validation accuracy (ties: lower validation loss); without a
-    validation set it is the last. Stops after `cfg.patience` epochs without improvement (0: never).
+    validation set, or with `cfg.keep_last`, it is the last.
+    Stops after `cfg.patience` epochs without improvement (0: never).
     After every epoch `on_epoch` gets a state dict (tensors, numbers, lists: `torch.save`-able);
     passing it back as `resume` continues exactly where it was taken, to the same final numbers.
     With `augment`, each training batch of `train` (then holding waveforms) is turned into
@@ -210,11 +211,12 @@ def fit(
     for epoch in [] if loop.finished else bar:
         started = time.perf_counter()
         row = {"epoch": epoch, **_train_epoch(net, loop, train, cfg, augment, rank, world)}
-        improved = True  # without a validation set the last epoch is the best
+        improved = True  # without a validation set (or with keep_last) the last epoch is the best
         if val is not None:
             row["val_loss"], row["val_accuracy"] = _score(model, val)
             score = (row["val_accuracy"], row["val_loss"])
-            improved = score[0] > loop.best[0] or (score[0] == loop.best[0] and score[1] < loop.best[1])
+            better = score[0] > loop.best[0] or (score[0] == loop.best[0] and score[1] < loop.best[1])
+            improved = better or cfg.keep_last
         row["seconds"] = time.perf_counter() - started
         result.history.append(row)
         result.epochs_run = epoch
