@@ -6,10 +6,10 @@ against `--single`, and calibration on voices never trained on; word models and 
 Non-digit speech, 60 s of each kind, words 0.2-0.6 s apart over room tone (white noise at -60 dBFS):
 - tts-espeak, tts-flite, tts-festival: everyday English words (WORDS: no digit word, no homophone of one)
   said by the speech synthesisers' voices (Debian's espeak-ng, flite, festival). espeak-ng: voices and words
-  no model here has heard. flite and festival: the default's filler voices (data/tts.py), saying other words
+  no model here has heard. flite and festival: the voices of `--filler-voices` (data/tts.py), saying other words
   than it trained on (WORDS and tts.TRAIN_WORDS share none): this flatters it less, but it does.
 - backwards: FSDD official test words played backwards; splices: one test speaker's "sentences" made of
-  the first part of one word joined to the last part of another. Both are kinds the default's filler
+  the first part of one word joined to the last part of another. Both are kinds a `--filler` model's filler
   class is made of (from training takes): these two rows flatter it.
 Single words: the official test clips (voices heard in training) and the ten digit words said by every
 espeak-ng voice (voices never heard), through the string path (`transcribe`, what `predict` gives) and
@@ -40,6 +40,7 @@ from spoken_digits.frontend import audio, corrupt
 from spoken_digits.recognize.predict import BasePredictor
 from spoken_digits.recognize.strings import transcribe
 from spoken_digits.training.filler import speech_span
+from spoken_digits.training.studyreport import describe_machine
 
 SECONDS = 60.0  # of each kind of non-digit speech
 WORDS = """
@@ -122,6 +123,8 @@ def run(
     predictors, sr, clips, fold, builder = official_test(models, data)
     rng = np.random.default_rng(seed)
     found = voices()
+    if "espeak:" not in found:
+        raise SpokenDigitsError(f"espeak-ng is missing: its voices are the held-out rows; {tts.INSTALL['espeak']}")
     rows: dict[str, list[np.ndarray]] = {}
     digit_waves: list[np.ndarray] = []
     digit_truth: list[str] = []
@@ -198,7 +201,8 @@ def main() -> None:
     except SpokenDigitsError as exc:
         sys.exit(f"python -m benchmarks.nondigits: {exc}")
     head = "# Only digits\n\nFalse digits a minute in speech with no digit, and single words through the string path, "
-    head += f"seed {args.seed}, {result['machine']}. Regenerate with `python -m benchmarks.nondigits MODEL...`.\n\n"
+    head += f"seed {args.seed}, {describe_machine(result['machine'])}. "
+    head += "Regenerate with `python -m benchmarks.nondigits MODEL...`.\n\n"
     write_json(args.out / "nondigits.json", result)
     write_text(args.out / "nondigits.md", head + markdown(result) + "\n")
     print(markdown(result))

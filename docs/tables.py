@@ -587,7 +587,8 @@ def nondigits_loso() -> str:
         f"{eces[worst]:.3f} ({worst}).",
     ]
     note = (
-        "*From `spoken-digits train --split loso --speaker SPEAKER` with the options named (fold metrics and configs "
+        "*From `spoken-digits train --split loso --speaker SPEAKER`, each run's full config beside its fold metrics "
+        "(the held-out share and the kept epoch are config fields, not options; configs and fold metrics "
         "in docs/findings/nondigits/loso/ and docs/findings/encoder/loso-s0/); measured on: this project's 2-core "
         "CPU, one torch thread per run, torch 2.13.0+cpu.*"
     )
@@ -619,6 +620,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "own-data": own_data,
     "nondigits": nondigits,
     "nondigits-loso": nondigits_loso,
+    "nondigits-strings": lambda: strings(ROOT / "docs" / "findings" / "nondigits" / "strings" / "strings.json"),
 }
 
 

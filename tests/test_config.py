@@ -103,6 +103,8 @@ def test_the_default_preset_is_the_scratch_recipe_on_the_speech_encoder():
     assert (default.model, default.audio.vad) == (scratch.model, scratch.audio.vad)
     assert dataclasses.replace(default.augment, views=0, filler=0.0) == scratch.augment  # the same conditions
     assert default.train.val_fraction > 0 and default.train.keep_last  # clips to calibrate on; the last epoch kept
+    assert default.augment.filler == 0 and not default.augment.filler_voices  # measured: a filler costs new voices
+    assert list(PRESETS)[:2] == ["default", "scratch"]
 
 
 def test_filler_needs_augmentation_and_a_sane_share():
@@ -110,4 +112,3 @@ def test_filler_needs_augmentation_and_a_sane_share():
         AugmentConfig(filler=1.0)
     with pytest.raises(ParameterError, match="filler must be in"):
         AugmentConfig(noise=0.5, filler=-1)
-    assert list(PRESETS)[:2] == ["default", "scratch"]

@@ -118,6 +118,9 @@ def test_encoder_model_trains_predicts_and_exports(trained_default, synthetic_fs
     assert report["max_abs_diff"] <= 1e-4
     onnx = load_predictor(tmp_path / "model.onnx")
     assert onnx.predict_files([path])[0].digit == "3"
+    assert onnx.temperature == predictor.temperature != 1.0  # the calibration travels with the export
+    same = onnx.predict_files([path])[0].probability, predictor.predict_files([path])[0].probability
+    assert same[0] == pytest.approx(same[1], abs=1e-4)
 
 
 def test_the_old_encoder_preset_name_and_a_power_scale_are_refused_with_the_way_out() -> None:

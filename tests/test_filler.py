@@ -81,10 +81,13 @@ def test_the_model_gets_a_filler_class_only_when_filler_is_made():
     assert "espeak" not in FILLER_VOICES  # the benchmark's held-out voices
 
 
-def test_synthesiser_words_avoid_digits_and_unknown_engines_are_refused():
+def test_synthesiser_words_avoid_digits_and_unknown_engines_are_refused(monkeypatch):
     assert not set(tts.TRAIN_WORDS) & {"one", "two", "to", "too", "for", "four", "ate", "eight", "won", "nine", "six"}
     with pytest.raises(ParameterError, match="expected engine:voice"):
         tts.voice_list("sam:voice")
+    monkeypatch.setattr(tts.shutil, "which", lambda _: None)
+    with pytest.raises(ParameterError, match=r"kal_diphone: text2wave is not installed; apt-get install festival"):
+        tts.voice_list("festival:kal_diphone")
 
 
 @pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed (make voices)")

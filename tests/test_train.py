@@ -79,6 +79,8 @@ def test_keep_last_keeps_the_last_epoch_whatever_validation_says():
     val = toy_data(40, 1)
     kept = (predict_logits(model, val).argmax(1) == val.y).float().mean().item()
     assert kept == pytest.approx(result.history[-1]["val_accuracy"])  # the last epoch's weights
+    _, chosen = train_once(dataclasses.replace(cfg, keep_last=False))
+    assert chosen.best_epoch < 12  # without it, this run keeps an earlier epoch
 
 
 def test_log_rows_have_every_column():

@@ -19,7 +19,11 @@ from spoken_digits.data.cache import usable_cores
 from spoken_digits.errors import ParameterError
 
 ENGINES = {"flite": "flite", "festival": "text2wave", "espeak": "espeak-ng"}  # engine -> program
-INSTALL = "apt-get install flite festival festvox-kallpc16k"
+INSTALL = {  # engine -> how to get it on Debian
+    "flite": "apt-get install flite",
+    "festival": "apt-get install festival festvox-kallpc16k",
+    "espeak": "apt-get install espeak-ng",
+}
 PER_WORD = 2  # voices saying each training word
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # No digit word, no homophone of one (to, for, ate, won, oh), no number word holding one (seventeen), no
@@ -79,7 +83,7 @@ def voice_list(voices: str) -> list[tuple[str, str]]:
             )
         if shutil.which(ENGINES[engine]) is None:
             raise ParameterError(
-                f"filler voice {item}: {ENGINES[engine]} is not installed; {INSTALL} (Debian), "
+                f"filler voice {item}: {ENGINES[engine]} is not installed; {INSTALL[engine]} (Debian), "
                 "or train without synthesised filler words (--filler-voices '')"
             )
         pairs.append((engine, voice))
@@ -101,7 +105,10 @@ def synthesise(engine: str, voice: str, text: str, path: Path) -> None:
             wav.replace(tmp)
         except (subprocess.SubprocessError, OSError) as exc:
             wav.unlink(missing_ok=True)
-            raise ParameterError(f"{engine} voice {voice} could not say {text!r}: {exc}") from None
+            said = getattr(exc, "stderr", b"") or b""
+            raise ParameterError(
+                f"{engine} voice {voice} could not say {text!r}: {exc} {said.decode(errors='replace').strip()[-200:]}"
+            ) from None
 
 
 def said(

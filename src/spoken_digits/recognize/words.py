@@ -12,7 +12,8 @@ import numpy as np
 # a `low` word is wrong about 30% of the time or more.
 LOW_CONFIDENCE = 0.7
 # For a model without a filler class only: a piece whose best word is below this is no word of the model.
-# A model with one (the default) rejects a piece only when the filler class is its best answer.
+# A model with one (--filler, --filler-voices, an _unknown_ folder) rejects a piece only when the filler class
+# is its best answer.
 REJECT = 0.5
 
 

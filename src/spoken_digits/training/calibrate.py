@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spoken_digits.evaluation.calibration import calibration_report, fit_temperature, softmax
+from spoken_digits.evaluation.calibration import TEMPERATURES, calibration_report, fit_temperature, softmax
 from spoken_digits.frontend.batches import FeatureSet
 from spoken_digits.training.filler import add_filler
 from spoken_digits.training.train import Batches, predict_logits
@@ -52,6 +52,7 @@ def calibrate(model: nn.Module, held_out: Batches) -> dict[str, Any]:
     temperature = fit_temperature(logits, truth)
     return {
         "temperature": temperature,
+        "at_bound": bool(temperature in (TEMPERATURES[0], TEMPERATURES[-1])),  # the slice could not say more
         "fitted_on": len(truth),
         "ece_before": calibration_report(softmax(logits), truth)["ece"],
         **calibration_report(softmax(logits, temperature), truth),

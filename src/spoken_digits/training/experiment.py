@@ -21,6 +21,7 @@ import torch
 
 from spoken_digits.atomic import folder_lock, write_json, write_text
 from spoken_digits.config import RunConfig, SplitName
+from spoken_digits.data import tts
 from spoken_digits.data.clips import Dataset
 from spoken_digits.data.sources import open_dataset
 from spoken_digits.data.splits import Fold, check_duplicates, make_folds
@@ -122,6 +123,7 @@ def train_fold(
         if cfg.augment.views:  # made once, reused every epoch
             train_set = augmented_views(train_set.to(device), augment, cfg.augment.views, seed=cfg.train.seed)
             augment = None
+        val_waves = val_waves.to(device)  # the augmenter's rooms, noises and featuriser are on the device
         held_out = held_out_views(held_out, val_waves, augmenter, classes, cfg.augment.filler, seed=cfg.train.seed)
     result = fit(
         model,
@@ -198,6 +200,7 @@ def train_run(
     rank, world = rank_and_world()
     main = rank == 0  # under torchrun, rank 0 alone writes files and talks
     say = say if main else (lambda _: None)
+    tts.voice_list(cfg.augment.filler_voices)  # a missing synthesiser is said before minutes of front end
     dataset = data if isinstance(data, Dataset) else open_dataset(data, download=download, skip_bad=skip_bad)
     folds = make_folds(dataset.clips, cfg.split, seed=cfg.train.seed)  # validates the split before any work
     with folder_lock(out) if main else contextlib.nullcontext():

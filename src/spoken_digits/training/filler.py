@@ -89,7 +89,8 @@ def spoken_filler(audio: AudioConfig, voices: str, classes: tuple[str, ...], *, 
     validation) waveform sets, a seeded tenth for validation. When the classes include digits ("0"-"9"),
     the same voices say those too, labelled as the digits (training only, REPEAT times each): a synthetic
     voice must be no clue that a word is filler."""
-    words = tts.said(voices)
+    own = {c.lower() for c in classes}
+    words = tts.said(voices, [w for w in tts.TRAIN_WORDS if w not in own])  # never one of the model's words
     names = {tts.DIGIT_WORDS[int(c)]: i for i, c in enumerate(classes) if c in DIGITS}
     digits = tts.said(voices, list(names), per_word=len(tts.voice_list(voices))) if names else []
     store = cache.prepare([*words, *digits], dataclasses.replace(audio, duration=None), progress=False)
