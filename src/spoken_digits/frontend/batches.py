@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,13 @@ class FeatureSet:
 
     def to(self, device: torch.device | str) -> FeatureSet:
         return FeatureSet(self.x.to(device), self.lengths.to(device), self.y.to(device))
+
+
+def concat(parts: Sequence[FeatureSet]) -> FeatureSet:
+    """Sets of clips (waveforms (N, L) or features (N, T, F)) as one, each padded with zeros to the longest."""
+    steps = max(int(p.x.shape[1]) for p in parts)
+    x = torch.cat([F.pad(p.x, [0, 0] * (p.x.dim() - 2) + [0, steps - int(p.x.shape[1])]) for p in parts])
+    return FeatureSet(x, torch.cat([p.lengths for p in parts]), torch.cat([p.y for p in parts]))
 
 
 def batch_order(

@@ -128,13 +128,14 @@ def decode_segments(
         pieces = [audio.fix_length(x, n_samples, pad=predictor.audio_cfg.pad) for x in pieces]
     scores = predictor.model_probabilities(pieces)
     out = []
+    filler = predictor.filler
     for y, plan in zip(waves, plans, strict=True):
         words: list[Word] = []
         rejected = 0
         for bounds, depths, pairs, first in plan:
-            for i, j, row in _best_cuts(depths, pairs, scores[first : first + len(pairs)], predictor.filler):
+            for i, j, row in _best_cuts(depths, pairs, scores[first : first + len(pairs)], filler):
                 best = int(row.argmax())
-                if best == predictor.filler or (predictor.filler is None and row[best] < REJECT):
+                if best == filler or (filler is None and row[best] < REJECT):
                     rejected += 1
                     continue
                 start, end = offset + max(bounds[i], 0) / sr, offset + min(bounds[j], len(y)) / sr

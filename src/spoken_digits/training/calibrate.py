@@ -7,11 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from spoken_digits.evaluation.calibration import TEMPERATURES, calibration_report, fit_temperature, softmax
-from spoken_digits.frontend.batches import FeatureSet
+from spoken_digits.frontend.batches import FeatureSet, concat
 from spoken_digits.training.filler import add_filler
 from spoken_digits.training.train import Batches, predict_logits
 from spoken_digits.training.views import augmented_views
@@ -36,11 +35,7 @@ def held_out_views(
     if filler:
         waves = add_filler(waves, classes, filler, seed=seed + 1)
     views = augmented_views(waves, augment, VIEWS, seed=seed + 1)
-    if not isinstance(clean, FeatureSet):
-        return views
-    steps = max(int(clean.x.shape[1]), int(views.x.shape[1]))
-    x = torch.cat([F.pad(s.x, (0, 0, 0, steps - s.x.shape[1])) for s in (clean, views)])
-    return FeatureSet(x, torch.cat([clean.lengths, views.lengths]), torch.cat([clean.y, views.y]))
+    return concat([clean, views]) if isinstance(clean, FeatureSet) else views
 
 
 def calibrate(model: nn.Module, held_out: Batches) -> dict[str, Any]:

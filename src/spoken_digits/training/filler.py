@@ -12,13 +12,12 @@ import dataclasses
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from spoken_digits.config import AudioConfig, AugmentConfig, RunConfig
 from spoken_digits.data import cache, tts
 from spoken_digits.data.clips import FILLER
 from spoken_digits.errors import ParameterError
-from spoken_digits.frontend.batches import FeatureSet
+from spoken_digits.frontend.batches import FeatureSet, concat
 from spoken_digits.training.train import Batches
 
 KINDS = ("reversed", "spliced", "piece")
@@ -107,9 +106,7 @@ def joined(a: Batches, b: FeatureSet) -> FeatureSet:
     """Two sets of waveforms in memory as one, padded to the longer."""
     if not isinstance(a, FeatureSet):
         raise ParameterError(STREAMED)
-    width = max(int(a.x.shape[1]), int(b.x.shape[1]))
-    x = torch.cat([F.pad(a.x, (0, width - a.x.shape[1])), F.pad(b.x, (0, width - b.x.shape[1]))])
-    return FeatureSet(x, torch.cat([a.lengths, b.lengths]), torch.cat([a.y, b.y.to(a.y.dtype)]))
+    return concat([a, dataclasses.replace(b, y=b.y.to(a.y.dtype))])
 
 
 def add_filler(clips: Batches, classes: tuple[str, ...], share: float, *, seed: int) -> FeatureSet:

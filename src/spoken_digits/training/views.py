@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
-from spoken_digits.frontend.batches import FeatureSet
+from spoken_digits.frontend.batches import FeatureSet, concat
 from spoken_digits.training.train import Batches
 
 BATCH = 64  # clips augmented and featurised at a time
@@ -29,7 +28,4 @@ def augmented_views(
     """`views` augmented copies of every clip of `clips` (waveforms) as one FeatureSet of model inputs,
     copy k of clip i at row k * len(clips) + i; seeded, so a run makes the same copies every time."""
     generator = torch.Generator().manual_seed(seed)
-    parts = [augment(batch, generator) for _ in range(views) for batch in clips.batches(BATCH)]
-    steps = max(int(p.x.shape[1]) for p in parts)
-    x = torch.cat([F.pad(p.x, (0, 0, 0, steps - p.x.shape[1])) for p in parts])  # (views * N, T, F)
-    return FeatureSet(x, torch.cat([p.lengths for p in parts]), torch.cat([p.y for p in parts]))
+    return concat([augment(batch, generator) for _ in range(views) for batch in clips.batches(BATCH)])
