@@ -17,7 +17,7 @@ export FSDD_ROOT := $(abspath ../shared/data/fsdd)
 endif
 endif
 
-.PHONY: install browser voices train test
+.PHONY: install browser voices train test pretrained
 install: $(VENV)/.installed
 
 # Debian's speech synthesisers: filler words for --filler-voices (flite, festival) and the non-digit benchmark's
@@ -27,20 +27,27 @@ voices:
 		|| (apt-get update -qq && apt-get install -y -qq flite festival festvox-kallpc16k espeak-ng >/dev/null) \
 		|| echo "note: could not install flite/festival/espeak-ng; the synthesised-word tests will be skipped"
 
-# Debian's Chromium for the real-browser test of the web page (best effort: without it that test skips).
+# Debian's Chromium for the real-browser tests of the web pages, and npm, which fetches onnxruntime-web for
+# export --web (best effort: without them those tests skip).
 browser:
-	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
-		|| echo "note: could not install chromium; the browser test will be skipped"
+	@(command -v chromium && command -v npm) >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium npm >/dev/null) \
+		|| echo "note: could not install chromium and npm; the browser tests will be skipped"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
-	$(BIN)/python -m pip install -q -e ".[test,web,onnx,peer]"
+	$(BIN)/python -m pip install -q -e ".[train,test,web,onnx,peer]"
 	touch $@
 
 train: install
 	$(BIN)/spoken-digits train --out runs/default
+
+# The pretrained model inside the package (src/spoken_digits/pretrained/digits.onnx + digits.json):
+# the default recipe on every FSDD clip, exported with its card (about 4 minutes on 2 cores).
+pretrained: install
+	$(BIN)/spoken-digits train --split all --out runs/pretrained
+	$(BIN)/spoken-digits export runs/pretrained/model.pt --package
 
 test: install browser voices
 	$(BIN)/ruff check src tests fuzz benchmarks docs/tables.py

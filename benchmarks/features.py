@@ -31,7 +31,7 @@ def run(data: str | None, *, limit: int | None, repeats: int) -> list[Row]:
         ]
 
     featurizer = Featurizer(cfg.audio.sr, f)  # the path `train` uses: the frontend, cache-sized chunks
-    batch, lengths = audio.batch(fixed)
+    batch, lengths = map(torch.from_numpy, audio.batch(fixed))
 
     def ours() -> torch.Tensor:
         return featurizer.raw(batch, lengths)[0]

@@ -12,7 +12,8 @@ from benchmarks.common import Row, clips, median_time, paths
 from spoken_digits.apps.export import export_onnx
 from spoken_digits.config import preset
 from spoken_digits.frontend import audio
-from spoken_digits.recognize.predict import OnnxPredictor, Predictor
+from spoken_digits.recognize.predict import OnnxPredictor
+from spoken_digits.recognize.torchmodel import Predictor
 from spoken_digits.training.experiment import train_run
 
 

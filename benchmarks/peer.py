@@ -13,7 +13,6 @@ Writes peer.json and peer.md to --out. Needs the peer extra: pip install 'spoken
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import os
 import sys
 import time
@@ -22,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soxr
 
 from benchmarks.common import clips as fsdd_clips
+from benchmarks.sphinx import GRAMMAR, SPHINX_SR, Sphinx
 from spoken_digits.atomic import write_json, write_text
 from spoken_digits.config import SplitConfig
 from spoken_digits.data import fsdd
@@ -34,49 +33,8 @@ from spoken_digits.evaluation.robustness import Condition, Corrupter, predicted_
 from spoken_digits.frontend import audio
 from spoken_digits.recognize.predict import BasePredictor, load_predictor
 
-SPHINX_SR = 16000  # the stock en-us acoustic model's rate
-WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")  # FSDD says "zero", not "oh"
-GRAMMAR = f"#JSGF V1.0;\ngrammar digits;\npublic <digit> = {' | '.join(WORDS)};\n"
 NAMES = ("spoken-digits", "pocketsphinx")
 INSTALL = "pip install 'spoken-digits[peer]'"
-
-
-class Sphinx:
-    """pocketsphinx (stock en-us acoustic model and dictionary, no language model) held to GRAMMAR."""
-
-    def __init__(self, grammar: str = GRAMMAR) -> None:
-        import pocketsphinx  # the peer extra; ModuleNotFoundError without it
-
-        self.version = importlib.metadata.version("pocketsphinx")
-        self.decoder = pocketsphinx.Decoder(lm=None, loglevel="FATAL")
-        self.decoder.add_jsgf_string("digits", grammar)
-        self.decoder.activate_search("digits")
-
-    def digits(self, y: np.ndarray, sr: int) -> str | None:
-        """The digit words heard in `y` (mono float at `sr` Hz) as "0".."9" characters, or None when there
-        is no hypothesis."""
-        y16 = soxr.resample(np.asarray(y, dtype=np.float32), sr, SPHINX_SR) if sr != SPHINX_SR else y
-        pcm = (np.clip(y16, -1.0, 1.0) * 32767).astype("<i2")
-        if not len(pcm):
-            return None
-        self.decoder.reinit_feat()  # drop the noise estimate the last clip left: each clip is decoded alone
-        self.decoder.start_utt()
-        self.decoder.process_raw(pcm.tobytes(), no_search=False, full_utt=True)
-        self.decoder.end_utt()
-        hyp = self.decoder.hyp()
-        if hyp is None:
-            return None
-        return "".join(str(WORDS.index(w)) for w in hyp.hypstr.split() if w in WORDS)
-
-    def label(self, y: np.ndarray, sr: int) -> str | None:
-        """The digit heard in `y` (mono float at `sr` Hz) as "0".."9", or None when there is no hypothesis."""
-        heard = self.digits(y, sr)
-        return heard if heard is not None and len(heard) == 1 else None
-
-    def labels(self, waves: Sequence[np.ndarray], sr: int) -> tuple[list[str | None], int]:
-        """`label` for each waveform, and how many had none (as robustness.predicted_labels)."""
-        labels = [self.label(y, sr) for y in waves]
-        return labels, labels.count(None)
 
 
 def score_condition(

@@ -18,7 +18,7 @@ import numpy as np
 from benchmarks.common import Row, clips, median_time, paths
 from spoken_digits.config import RunConfig, preset
 from spoken_digits.frontend import audio, endpoint
-from spoken_digits.recognize.predict import Predictor
+from spoken_digits.recognize.torchmodel import Predictor
 from spoken_digits.training.experiment import train_run
 
 

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from benchmarks.common import clips as fsdd_clips
-from benchmarks.peer import INSTALL, Sphinx
+from benchmarks.peer import INSTALL
+from benchmarks.sphinx import Sphinx
 from spoken_digits.atomic import write_json, write_text
 from spoken_digits.config import SplitConfig
 from spoken_digits.data import fsdd

@@ -595,6 +595,40 @@ def nondigits_loso() -> str:
     return "\n".join([*lines, "", note])
 
 
+RUNTIME = ROOT / "docs" / "findings" / "runtime" / "runtime.json"
+
+
+def runtime(path: Path = RUNTIME) -> str:
+    """The three ways to run it and pocketsphinx: cold one file, cold many files, peak memory, same answers."""
+    data = json.loads(path.read_text())
+    n, lean = data["files"], "lean runtime (packaged ONNX)"
+    lines = [
+        f"| how | one file, cold | peak RSS | {n} files, cold | same answers as the lean runtime |",
+        "|---|---|---|---|---|",
+    ]
+    for name, one in data["one_file"].items():
+        many = data["all_files"][name]
+        same = data["same_answers_as_lean"].get(name)
+        lines.append(
+            f"| {name} | {one['seconds']:.2f} s | {one['peak_mb']:.0f} MB | {many['seconds']:.2f} s | "
+            f"{'' if same is None else f'{same}/{n}'} |"
+        )
+    warm, sizes = data["warm"], data["install_mb"]
+    ratio = data["all_files"]["pocketsphinx"]["seconds"] / data["all_files"][lean]["seconds"]
+    notes = [
+        "",
+        f"Warm, one loaded model, per one-word clip: {warm['string_ms']:.1f} ms as `predict` answers (detector, "
+        f"cutting, model), {warm['single_ms']:.1f} ms as `--single`. On disk: the lean runtime's install "
+        f"{sizes['lean runtime']:.0f} MB; torch alone {sizes['torch alone (CPU build)']:.0f} MB. {n} files cold: "
+        f"the lean runtime is {ratio:.1f}x pocketsphinx's speed. Accuracy of the lean runtime on these official "
+        f"test clips (in the packaged model's training data): {data['accuracy_lean']:.3f}.",
+        "",
+        f"*From `python -m benchmarks.runtime`, measured on {data['machine']['cpu']}, {data['machine']['cores']} "
+        f"cores, torch {data['machine']['torch']} (one run; ratios move by tens of percent between runs here).*",
+    ]
+    return "\n".join(lines + notes)
+
+
 ACCURACY = {"accuracy (mean ± sd)": "test accuracy (mean ± sd)", "95% CI": "95% CI"}
 
 TABLES: dict[str, Callable[[], str]] = {
@@ -621,6 +655,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "nondigits": nondigits,
     "nondigits-loso": nondigits_loso,
     "nondigits-strings": lambda: strings(ROOT / "docs" / "findings" / "nondigits" / "strings" / "strings.json"),
+    "runtime": runtime,
 }
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from spoken_digits.errors import AudioError
 from spoken_digits.frontend.audio import MIN_SECONDS, read_audio
 from spoken_digits.models import checkpoint
-from spoken_digits.recognize.predict import Predictor
+from spoken_digits.recognize.torchmodel import Predictor
 from test_checkpoint import make_checkpoint
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -77,7 +77,7 @@ def test_the_augmenter_repeats_with_the_same_generator_state():
 def test_the_batched_length_rule_equals_fix_length_clip_by_clip(pad):
     rng = np.random.default_rng(0)
     clips = [rng.standard_normal(n).astype(np.float32) for n in (1, 300, 399, 400, 401, 900)]
-    waves, lengths = audio.batch(clips)
+    waves, lengths = map(torch.from_numpy, audio.batch(clips))
     fixed, fixed_lengths = fix_lengths(waves, lengths, 400, pad=pad)
     expected = np.stack([audio.fix_length(c, 400, pad=pad) for c in clips])
     np.testing.assert_array_equal(fixed.numpy(), expected)

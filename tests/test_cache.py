@@ -45,7 +45,8 @@ def wavs(synthetic_fsdd: Path, tmp_path: Path) -> list[Path]:
 
 def expected(paths: list[Path], cfg: AudioConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """What the cache must hold: load_all's natural-length words, stacked by audio.batch."""
-    return audio.batch(audio.load_all(paths, dataclasses.replace(cfg, duration=None)))
+    waves, lengths = audio.batch(audio.load_all(paths, dataclasses.replace(cfg, duration=None)))
+    return torch.from_numpy(waves), torch.from_numpy(lengths)
 
 
 def assert_matches(store: cache.ClipStore, paths: list[Path], cfg: AudioConfig) -> None:

@@ -13,7 +13,7 @@ from spoken_digits.errors import CheckpointError
 from spoken_digits.frontend.features import Featurizer
 from spoken_digits.models import checkpoint
 from spoken_digits.models.nets import create_model
-from spoken_digits.recognize.predict import Predictor
+from spoken_digits.recognize.torchmodel import Predictor
 
 
 def make_checkpoint() -> checkpoint.Checkpoint:

@@ -13,7 +13,7 @@ import soxr
 from spoken_digits.config import SplitConfig, SplitName, preset
 from spoken_digits.evaluation.evaluate import evaluate_checkpoint
 from spoken_digits.evaluation.robustness import benchmark_model
-from spoken_digits.recognize.predict import Predictor
+from spoken_digits.recognize.torchmodel import Predictor
 from spoken_digits.training.experiment import train_run
 
 pytestmark = pytest.mark.fsdd

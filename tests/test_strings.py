@@ -15,9 +15,9 @@ from benchmarks.strings import edits, non_speech, score
 from conftest import SR, digit_voice, fsdd_string, voice_string
 from spoken_digits.apps.cli import main
 from spoken_digits.recognize.ctc import greedy
-from spoken_digits.recognize.predict import Predictor
 from spoken_digits.recognize.stream import Listener
 from spoken_digits.recognize.strings import transcribe
+from spoken_digits.recognize.torchmodel import Predictor
 
 
 @pytest.fixture(scope="module")

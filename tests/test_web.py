@@ -23,7 +23,8 @@ from fastapi.testclient import TestClient
 
 from spoken_digits.apps.serve import create_app
 from spoken_digits.models import checkpoint
-from spoken_digits.recognize.predict import OnnxPredictor, Predictor
+from spoken_digits.recognize.predict import OnnxPredictor
+from spoken_digits.recognize.torchmodel import Predictor
 from test_checkpoint import make_checkpoint
 
 CHROMIUM = "/usr/bin/chromium"

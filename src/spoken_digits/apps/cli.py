@@ -117,9 +117,13 @@ def _predict(sub: SubParsers) -> None:
         "read are reported and the rest still answered; the exit status is 1 if any failed.",
     )
     p.add_argument(
-        "checkpoint", type=Path, metavar="MODEL", help="a checkpoint (.pt: a word or string model) or an exported .onnx"
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="[MODEL] FILE",
+        help="audio files (wav, flac, ogg, ...; any rate and length), after an optional MODEL: a checkpoint (.pt: "
+        "a word or string model) or an exported .onnx (default: the pretrained model in the package)",
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, ogg, ...; any rate and length)")
     p.add_argument(
         "--json",
         action="store_true",
@@ -141,7 +145,13 @@ def _listen(sub: SubParsers) -> None:
         description="Print each word as it is recognised (digit, probability, start-end seconds), until Ctrl-C; "
         "then the whole string. Needs a microphone and PortAudio (pip install 'spoken-digits[listen]').",
     )
-    li.add_argument("checkpoint", type=Path, metavar="MODEL", help="a checkpoint (.pt) or an exported .onnx")
+    li.add_argument(
+        "checkpoint",
+        type=Path,
+        nargs="?",
+        metavar="MODEL",
+        help="a checkpoint (.pt) or an exported .onnx (default: the pretrained model in the package)",
+    )
     li.add_argument("--input-device", help="microphone: a sounddevice index or name (default: the system's)")
     li.add_argument("--file", type=Path, help="listen to an audio file as a stream instead of the microphone")
     li.add_argument("--json", action="store_true", help="print each word as a JSON line")
@@ -175,7 +185,11 @@ def _serve(sub: SubParsers) -> None:
         "and a JSON API (POST /api/predict, GET /api/health, GET /api/model; docs at /docs).",
     )
     w.add_argument(
-        "checkpoint", type=Path, metavar="MODEL", help="a checkpoint written by train (.pt) or an exported .onnx"
+        "checkpoint",
+        type=Path,
+        nargs="?",
+        metavar="MODEL",
+        help="a checkpoint written by train (.pt) or an exported .onnx (default: the pretrained model in the package)",
     )
     options.device_option(w)
     w.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
@@ -216,12 +230,35 @@ def _export(sub: SubParsers) -> None:
     """`export`: a checkpoint as one ONNX graph."""
     x = sub.add_parser(
         "export",
-        help="export a checkpoint to ONNX (waveforms in, logits out)",
+        help="export a checkpoint to ONNX (waveforms in, logits out), or a model as a page that runs in the browser",
         description="Write MODEL.pt as one ONNX graph that computes the features too; batch and sample axes "
         "stay dynamic. The export is checked against torch (max |logit difference| <= 1e-4) before it is written.",
     )
-    x.add_argument("checkpoint", type=Path, metavar="MODEL.pt", help="a checkpoint written by train")
-    x.add_argument("--onnx", type=Path, required=True, metavar="OUT.onnx", help="where to write the ONNX model")
+    x.add_argument(
+        "checkpoint",
+        type=Path,
+        nargs="?",
+        metavar="MODEL",
+        help="a checkpoint written by train (.pt); with --web also an exported .onnx (default: the packaged model)",
+    )
+    x.add_argument("--onnx", type=Path, metavar="OUT.onnx", help="where to write the ONNX model")
+    x.add_argument(
+        "--web",
+        type=Path,
+        metavar="DIR",
+        help="write a static page that recognises digit strings in the browser (onnxruntime-web, no server) to DIR",
+    )
+    x.add_argument(
+        "--ort-web",
+        type=Path,
+        metavar="DIST",
+        help="with --web: onnxruntime-web's dist folder (default: installed once from npm into the cache)",
+    )
+    x.add_argument(
+        "--package",
+        action="store_true",
+        help="write it as the package's pretrained model, with its card (make pretrained; default recipe, --split all)",
+    )
     x.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
 
 
@@ -355,6 +392,10 @@ COMMANDS = {
 }
 
 
+# The train extra's top-level modules: a command that needs one names the extra instead of a traceback.
+TRAIN_EXTRA = frozenset({"torch", "matplotlib", "tqdm", "markdown", "pyroomacoustics", "livekit", "onnx"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; errors we expect print one line and return a non-zero status."""
     args = build_parser().parse_args(argv)
@@ -365,6 +406,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return COMMANDS[args.command](args)
     except SpokenDigitsError as exc:
         print(f"spoken-digits: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in TRAIN_EXTRA:
+            raise
+        print(
+            f"spoken-digits: error: {args.command} needs {exc.name}, which this install (the lean runtime: predict, "
+            "listen, serve) leaves out: pip install 'spoken-digits[train]'",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("spoken-digits: interrupted", file=sys.stderr)

@@ -11,13 +11,13 @@ import dataclasses
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from spoken_digits.config import RunConfig, SplitConfig, preset
 from spoken_digits.errors import ParameterError
-from spoken_digits.models.nets import MODELS
 
 
 def _run_config(args: argparse.Namespace) -> RunConfig:
@@ -174,20 +174,41 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def predict(args: argparse.Namespace) -> int:
-    from spoken_digits.device import check_device
+MODEL_SUFFIXES = (".pt", ".onnx")
+
+
+def _model_and_files(paths: list[Path]) -> tuple[Path | None, list[Path]]:
+    """predict's positionals: an optional model (.pt, .onnx) first, then the audio files."""
+    if paths and paths[0].suffix in MODEL_SUFFIXES:
+        if len(paths) == 1:
+            raise ParameterError(f"no audio files after the model {paths[0]}: spoken-digits predict [MODEL] FILE...")
+        return paths[0], paths[1:]
+    return None, paths
+
+
+def _load(model: Path | None, device: str = "cpu") -> Any:
+    """The predictor for `model` (None: the packaged model); torch is imported only for a .pt or a GPU."""
     from spoken_digits.recognize.predict import load_predictor
 
-    predictor = load_predictor(args.checkpoint, device=str(check_device(args.device)))
+    if device != "cpu":
+        from spoken_digits.device import check_device
+
+        device = str(check_device(device))
+    return load_predictor(model, device=device)
+
+
+def predict(args: argparse.Namespace) -> int:
+    model, files = _model_and_files(args.files)
+    predictor = _load(model, args.device)
     if args.single:  # one word per file (the loudest), with every class's probability under --json
-        return _answers(predictor.predict_files(args.files), args.json, lambda r: f"{r.digit}\t{r.probability:.4f}")
+        return _answers(predictor.predict_files(files), args.json, lambda r: f"{r.digit}\t{r.probability:.4f}")
     from spoken_digits.recognize.files import transcribe_files
 
     def line(r: Any) -> str:
         lowest = min((w.probability for w in r.transcript.words), default=None)
         return f"{r.transcript.text}\t{'' if lowest is None else f'{lowest:.4f}'}"
 
-    return _answers(transcribe_files(predictor, args.files), args.json, line)
+    return _answers(transcribe_files(predictor, files), args.json, line)
 
 
 def _answers(results: list[Any], as_json: bool, line: Callable[[Any], str]) -> int:
@@ -207,10 +228,9 @@ def _answers(results: list[Any], as_json: bool, line: Callable[[Any], str]) -> i
 
 def listen(args: argparse.Namespace) -> int:
     from spoken_digits.recognize import microphone
-    from spoken_digits.recognize.predict import load_predictor
     from spoken_digits.recognize.words import join_labels
 
-    predictor = load_predictor(args.checkpoint)
+    predictor = _load(args.checkpoint)
     if args.file is not None:
         words = microphone.listen_file(predictor, args.file, json_lines=args.json)
     else:
@@ -236,11 +256,7 @@ def serve(args: argparse.Namespace) -> int:
         raise ParameterError(
             f"serve needs the web extra ({exc.name} is missing): pip install 'spoken-digits[web]'"
         ) from None
-    from spoken_digits.device import check_device
-    from spoken_digits.recognize.predict import load_predictor
-
-    # a bad file fails here, in one line, before the server starts
-    predictor = load_predictor(args.checkpoint, device=str(check_device(args.device)))
+    predictor = _load(args.checkpoint, args.device)  # a bad file fails here, in one line, before the server starts
     from spoken_digits.apps.limits import StreamLimits
 
     serve(predictor, host=args.host, port=args.port, limits=StreamLimits.from_args(args))
@@ -316,12 +332,40 @@ def _read_history(path: Path) -> list[float]:
 
 
 def export(args: argparse.Namespace) -> int:
-    from spoken_digits.apps.export import export_onnx
+    from spoken_digits.apps.export import export_onnx, package_model
 
+    if sum((args.onnx is not None, args.package, args.web is not None)) != 1:
+        raise ParameterError("export needs exactly one of --onnx OUT.onnx, --package and --web DIR")
+    if args.web is not None:
+        return _export_web(args)
+    if args.checkpoint is None:
+        raise ParameterError("export --onnx and --package need the checkpoint (MODEL.pt) to export")
+    if args.package:
+        card = package_model(args.checkpoint)
+        print(f"wrote the packaged model ({card['bytes'] / 1e6:.1f} MB, sha256 {card['sha256'][:12]}...) and its card")
+        return 0
     check = export_onnx(args.checkpoint, args.onnx, opset=args.opset)
     print(
         f"wrote {args.onnx}; checked against torch on {check['batch']} clips of {check['samples']} samples: "
         f"max |logit difference| {check['max_abs_diff']:.1e}"
+    )
+    return 0
+
+
+def _export_web(args: argparse.Namespace) -> int:
+    from spoken_digits.apps.webexport import export_web
+
+    model = args.checkpoint
+    with contextlib.ExitStack() as stack:
+        if model is not None and model.suffix == ".pt":  # torch exports it to a temporary .onnx first
+            from spoken_digits.apps.export import export_onnx
+
+            model = Path(stack.enter_context(tempfile.TemporaryDirectory())) / f"{model.stem}.onnx"
+            export_onnx(args.checkpoint, model)
+        made = export_web(args.web, model, ort_dist=args.ort_web)
+    print(
+        f"wrote {args.web} ({made['bytes'] / 1e6:.1f} MB): serve it with any static web server, e.g. "
+        f"python -m http.server -d {args.web}, and open it in a browser"
     )
     return 0
 
@@ -384,6 +428,8 @@ def cache(args: argparse.Namespace) -> int:
 
 
 def models(args: argparse.Namespace) -> int:
+    from spoken_digits.models.nets import MODELS
+
     for name, (_, description) in MODELS.items():
         print(f"{name:10s} {description}")
     return 0

@@ -9,6 +9,7 @@ Batch and sample axes are dynamic. Needs the onnx extra: pip install 'spoken-dig
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -19,11 +20,11 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from spoken_digits import onnxrt
-from spoken_digits.atomic import atomic_path
+from spoken_digits import onnxrt, pretrained
+from spoken_digits.atomic import atomic_path, write_json
 from spoken_digits.errors import CheckpointError, ParameterError
 from spoken_digits.models import checkpoint
-from spoken_digits.recognize.predict import SpokenDigitClassifier
+from spoken_digits.recognize.torchmodel import SpokenDigitClassifier
 
 TOLERANCE = 1e-4  # largest |logit difference| between torch and ONNX Runtime accepted at export
 
@@ -97,3 +98,39 @@ def compare(reference: SpokenDigitClassifier, session: Any, fixed: int | None, s
         expected = reference(waves, lengths).numpy()
     got = session.run(None, {"waves": waves.numpy(), "lengths": lengths.numpy()})[0]
     return {"batch": 5, "samples": samples, "max_abs_diff": float(np.abs(got - expected).max())}
+
+
+# What `make pretrained` promises: the default recipe, trained on every clip of FSDD.
+PACKAGED_RECIPE = {"preset": "default", "split": "all", "data": "fsdd"}
+CARD_METRICS = ("n_train", "n_val", "epochs_run", "val_accuracy", "calibration", "seconds", "machine")
+
+
+def package_model(source: str | os.PathLike[str]) -> dict[str, Any]:
+    """Export `source` as the package's pretrained model (`spoken_digits.pretrained`): the ONNX graph and its
+    card (recipe, metrics, sha256), both written atomically. Refuses a checkpoint made by another recipe."""
+    ckpt = checkpoint.load(source)
+    on_fsdd = "(fsdd at " in str(ckpt.info.get("data", "")) and ckpt.info.get("skipped") == []
+    made = {"preset": ckpt.config.preset, "split": ckpt.config.split.name, "data": "fsdd" if on_fsdd else "other"}
+    if made != PACKAGED_RECIPE:
+        raise ParameterError(f"{source}: made by {made}; the packaged model is {PACKAGED_RECIPE} (make pretrained)")
+    target = pretrained.folder() / pretrained.MODEL
+    check = export_onnx(source, target)
+    data = target.read_bytes()
+    metrics = json.loads((Path(source).parent / "metrics.json").read_text())
+    card = {
+        "made_by": "make pretrained: spoken-digits train --split all --out runs/pretrained; "
+        "spoken-digits export runs/pretrained/model.pt --package",
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+        "data": "FSDD (Free Spoken Digit Dataset), every clip: "
+        + str(ckpt.info.get("data", "")).split(" (fsdd at ")[0],
+        "classes": ckpt.classes,
+        "temperature": ckpt.info.get("temperature", 1.0),
+        "config": ckpt.config.to_dict(),
+        "metrics": {key: metrics[key] for key in CARD_METRICS if key in metrics},
+        "export_check": check,
+        "licence": "weights: CC BY-SA 4.0 (trained on FSDD); encoder layers: Apache-2.0; see NOTICE.md",
+    }
+    write_json(pretrained.folder() / pretrained.CARD, card)
+    pretrained.default_model.cache_clear()
+    return card

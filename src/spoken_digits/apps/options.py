@@ -9,7 +9,6 @@ import argparse
 from collections.abc import Callable
 
 from spoken_digits.config import PRESETS, RunConfig, Scale, SplitName
-from spoken_digits.models.nets import MODELS
 
 
 def data_options(p: argparse.ArgumentParser, *, fsdd_only: bool = False) -> None:
@@ -120,7 +119,7 @@ def config_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--model",
-        help=f"registered model: {', '.join(MODELS)} ({by_preset(lambda c: c.model.name)}); "
+        help=f"a registered model, listed by `spoken-digits models` ({by_preset(lambda c: c.model.name)}); "
         "a model other than the preset's starts without the preset's --param values",
     )
     p.add_argument(

@@ -18,7 +18,6 @@ from typing import BinaryIO
 import numpy as np
 import soundfile as sf
 import soxr
-import torch
 
 from spoken_digits.config import AudioConfig, Pad
 from spoken_digits.errors import AudioError
@@ -290,12 +289,13 @@ def load_all(paths: Sequence[str | os.PathLike[str]], cfg: AudioConfig) -> list[
     return prepared  # type: ignore[return-value]  # no AudioError left
 
 
-def batch(waves: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack waveforms into a zero-padded (N, L_max) float32 tensor and their lengths (N,)."""
+def batch(waves: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Stack waveforms into a zero-padded (N, L_max) float32 array and their lengths (N,) as int64: the
+    inputs of every model (`torch.from_numpy` takes them without a copy)."""
     if not waves:
         raise AudioError("no audio to batch")
-    lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
-    out = torch.zeros(len(waves), int(lengths.max()), dtype=torch.float32)
+    lengths = np.array([len(w) for w in waves], dtype=np.int64)
+    out = np.zeros((len(waves), int(lengths.max())), dtype=np.float32)
     for i, w in enumerate(waves):
-        out[i, : len(w)] = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
+        out[i, : len(w)] = w
     return out, lengths

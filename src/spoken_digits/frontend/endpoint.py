@@ -1,6 +1,7 @@
 """Find the spoken word in a recording: a voice-activity detector, then one segment per clip.
 
-The detector is silero-vad v5, run from the ONNX file inside the `silero-vad` wheel with ONNX
+The detector is silero-vad, its ONNX file (from the silero-vad 6.2.3 wheel, MIT; kept in
+`spoken_digits.pretrained` because that wheel depends on torch and the lean runtime must not) run with ONNX
 Runtime at 16 kHz; chosen over a peak-relative trim, an energy floor and webrtcvad by measurement
 (docs/findings/vad: it finds the word in noise, at any level, anywhere in a long recording, and
 fires on none of 60 non-speech inputs, also as run here). The detector hears a level-normalised copy;
@@ -14,14 +15,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import numpy as np
 import soxr
-import torch
 
-from spoken_digits import onnxrt
+from spoken_digits import onnxrt, pretrained
 
 RATE = 16_000  # the detector's rate: at 8 kHz it separates speech from tones and noise far less well
 CHUNK, CONTEXT = 512, 64  # samples per detector step at RATE (32 ms) and the previous step's tail it also sees
@@ -55,17 +54,12 @@ class Segment:
 
 
 def detector_model() -> bytes:
-    """The silero-vad ONNX model's bytes. Importing the silero_vad package sets torch to one thread (it
-    calls torch.set_num_threads(1)); the caller's thread count is put back, or training would crawl."""
-    threads = torch.get_num_threads()
-    try:
-        return resources.files("silero_vad").joinpath("data/silero_vad.onnx").read_bytes()
-    finally:
-        torch.set_num_threads(threads)
+    """The silero-vad ONNX model's bytes, checked against its recorded sha256."""
+    return pretrained.detector_bytes()
 
 
 class SpeechDetector:
-    """silero-vad v5 through ONNX Runtime: speech probabilities every 8 ms, and word segments."""
+    """silero-vad through ONNX Runtime: speech probabilities every 8 ms, and word segments."""
 
     def __init__(self, threads: int = 1) -> None:
         self.session = onnxrt.session(detector_model(), threads=threads)

@@ -14,7 +14,7 @@ import torch
 
 from spoken_digits.frontend import audio
 from spoken_digits.models.nets import SequenceConv1D
-from spoken_digits.recognize.predict import Predictor
+from spoken_digits.recognize.torchmodel import Predictor
 from spoken_digits.recognize.words import REJECT, Word, piece
 
 
@@ -26,7 +26,7 @@ def frame_probabilities(predictor: Predictor, pieces: Sequence[np.ndarray], batc
     results: dict[int, np.ndarray] = {}
     for start in range(0, len(order), batch_size):
         group = order[start : start + batch_size]
-        x, lengths = audio.batch([pieces[i] for i in group])
+        x, lengths = map(torch.from_numpy, audio.batch([pieces[i] for i in group]))
         feats, frames = featurizer(x.to(predictor.device), lengths.to(predictor.device))
         probs = model(feats, frames).exp().cpu().numpy()
         valid = model.output_lengths(frames).cpu().numpy()

@@ -1,7 +1,9 @@
 """Predictions from a checkpoint (.pt) or an exported ONNX model on files or waveforms.
 
-`BasePredictor` holds what both share (config, classes, metrics, the audio steps and the answers);
-`Predictor` runs a checkpoint in torch, `OnnxPredictor` an exported graph in ONNX Runtime.
+`BasePredictor` holds what both share (config, classes, metrics, the audio steps and the answers), in
+numpy; `OnnxPredictor` runs an exported graph in ONNX Runtime, and `torchmodel.Predictor` a checkpoint
+in torch. Nothing here imports torch: with an exported model (or the packaged one) recognition needs
+only numpy, soundfile, soxr and onnxruntime (the lean runtime).
 """
 
 from __future__ import annotations
@@ -13,28 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch import nn
 
-from spoken_digits import onnxrt
+from spoken_digits import onnxrt, pretrained
 from spoken_digits.config import RunConfig
 from spoken_digits.data.clips import FILLER
 from spoken_digits.errors import AudioError, CheckpointError, ParameterError
 from spoken_digits.frontend import audio, endpoint
-from spoken_digits.frontend.features import Featurizer
-from spoken_digits.models import checkpoint
-
-
-class SpokenDigitClassifier(nn.Module):
-    """Waveforms (N, L) at the model's rate + lengths (N,) -> logits (N, n_classes)."""
-
-    def __init__(self, featurizer: Featurizer, model: nn.Module) -> None:
-        super().__init__()
-        self.featurizer, self.model = featurizer, model
-
-    def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        x, frames = self.featurizer(waves, lengths)  # (N, T, n_mels), (N,)
-        return self.model(x, frames)
 
 
 @dataclass(frozen=True)
@@ -87,7 +73,7 @@ class BasePredictor(ABC):
         self.info: dict[str, object] = dict(info)  # fold, metrics, epochs
         self.audio_cfg = config.audio
         self.classes = list(classes)
-        self.device = torch.device(device)
+        self.device = device
         # logits are divided by this (fitted on held-out clips when the model was trained; 1 before that)
         self.temperature = float(info.get("temperature", 1.0))  # type: ignore[arg-type]
 
@@ -97,10 +83,10 @@ class BasePredictor(ABC):
         return self.classes.index(FILLER) if FILLER in self.classes else None
 
     @abstractmethod
-    def logits(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Logits (N, n_classes) on the CPU of prepared waveforms (N, L) with `lengths` (N,)."""
+    def logits(self, waves: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Logits (N, n_classes) of prepared waveforms (N, L) float32 with `lengths` (N,) int64."""
 
-    def features(self, waves: torch.Tensor, lengths: torch.Tensor) -> np.ndarray | None:
+    def features(self, waves: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
         """The first clip's model input (T, n_mels), or None where the model does not expose it."""
         return None
 
@@ -164,7 +150,6 @@ class BasePredictor(ABC):
                 "score strings with python -m benchmarks.strings"
             )
 
-    @torch.no_grad()
     def model_probabilities(self, prepared: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
         """Class probabilities (N, n_classes) of waveforms already endpointed and cut to length."""
         self._words_only("one word per clip")
@@ -174,9 +159,11 @@ class BasePredictor(ABC):
             out.append(self.calibrated(self.logits(x, lengths)))
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype=np.float32)
 
-    def calibrated(self, logits: torch.Tensor) -> np.ndarray:
-        """Class probabilities (N, n_classes) from logits, at the model's temperature."""
-        return torch.softmax(logits.float() / self.temperature, dim=1).numpy()
+    def calibrated(self, logits: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, n_classes) float32 from logits, at the model's temperature."""
+        z = np.asarray(logits, dtype=np.float32) / np.float32(self.temperature)
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
 
     def inspect(self, wave: np.ndarray) -> Inspection:
         """Probabilities and model input of one mono waveform at the model's rate (AudioError if it holds no digit)."""
@@ -222,31 +209,6 @@ class BasePredictor(ABC):
         return results
 
 
-class Predictor(BasePredictor):
-    """A loaded checkpoint, run in torch: the only predictor that also shows the model's input features."""
-
-    def __init__(self, ckpt: checkpoint.Checkpoint, *, device: str = "cpu") -> None:
-        super().__init__(ckpt.config, ckpt.classes, ckpt.info, device=device)
-        self.checkpoint = ckpt
-        self.classifier = SpokenDigitClassifier(*ckpt.build()).to(self.device).eval()
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike[str], *, device: str = "cpu") -> Predictor:
-        """Load a checkpoint file (safely: weights only)."""
-        return cls(checkpoint.load(path), device=device)
-
-    @torch.no_grad()
-    def logits(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Logits (N, n_classes) on the CPU of prepared waveforms (N, L) with `lengths` (N,)."""
-        return self.classifier(waves.to(self.device), lengths.to(self.device)).cpu()
-
-    @torch.no_grad()
-    def features(self, waves: torch.Tensor, lengths: torch.Tensor) -> np.ndarray:
-        """The first clip's model input (T, n_mels): after trim, padding and standardisation."""
-        x, frames = self.classifier.featurizer(waves.to(self.device), lengths.to(self.device))  # (N, T, F), (N,)
-        return x[0, : int(frames[0])].cpu().numpy()
-
-
 class OnnxPredictor(BasePredictor):
     """The same predictions from a model exported with `spoken-digits export` (ONNX Runtime, CPU).
 
@@ -269,16 +231,28 @@ class OnnxPredictor(BasePredictor):
             raise CheckpointError(f"{path}: not an ONNX model exported by spoken-digits ({str(exc)[:120]})") from None
         super().__init__(config, classes, info, device="cpu")
 
-    def logits(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def logits(self, waves: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Logits (N, n_classes) of prepared waveforms (N, L) with `lengths` (N,), from ONNX Runtime."""
-        out = self.session.run(None, {"waves": waves.numpy(), "lengths": lengths.numpy()})[0]
-        return torch.from_numpy(out)
+        return np.asarray(self.session.run(None, {"waves": waves, "lengths": lengths})[0])
 
 
-def load_predictor(path: str | os.PathLike[str], *, device: str = "cpu") -> BasePredictor:
-    """A predictor for a checkpoint (.pt) on `device`, or an exported ONNX model (.onnx, CPU only)."""
+def load_predictor(path: str | os.PathLike[str] | None = None, *, device: str = "cpu") -> BasePredictor:
+    """A predictor for a checkpoint (.pt, run in torch on `device`), an exported ONNX model (.onnx, CPU), or,
+    with no path, the packaged pretrained model (ONNX): the last two need no torch."""
+    if path is None:
+        path = pretrained.default_model()
     if str(path).endswith(".onnx"):
-        if torch.device(device).type != "cpu":
+        if device.split(":")[0] != "cpu":
             raise ParameterError(f"{path}: ONNX models run on the CPU (ONNX Runtime); drop --device {device}")
         return OnnxPredictor(path)
+    try:
+        from spoken_digits.recognize.torchmodel import Predictor
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "torch":
+            raise
+        raise ParameterError(
+            f"{path}: a checkpoint (.pt) needs torch, which this install (the lean runtime) does not have: export the "
+            "model where torch is (spoken-digits export MODEL.pt --onnx MODEL.onnx) and give the .onnx, or pip install "
+            "'spoken-digits[train]'"
+        ) from None
     return Predictor.from_file(path, device=device)

@@ -14,8 +14,7 @@ import numpy as np
 
 from spoken_digits.errors import ParameterError
 from spoken_digits.frontend import endpoint
-from spoken_digits.recognize.ctc import decode_ctc
-from spoken_digits.recognize.predict import BasePredictor, Predictor
+from spoken_digits.recognize.predict import BasePredictor
 from spoken_digits.recognize.segment import decode_segments, level_db, noise_floor
 from spoken_digits.recognize.words import Transcript, Word
 
@@ -31,9 +30,11 @@ def decode(
     """Words (and how many pieces were rejected) in given stretches [a, b) of each waveform at the model's
     rate, times `offset` s later. `floors`: each waveform's noise floor in dB (word models; default: its own)."""
     if predictor.hears_strings:
-        if not isinstance(predictor, Predictor):
+        if not hasattr(predictor, "classifier"):  # only a torch Predictor has it: no torch import for the check
             raise ParameterError("string models run from their checkpoint (.pt), not from ONNX")
-        return decode_ctc(predictor, waves, spans, offset=offset)
+        from spoken_digits.recognize.ctc import decode_ctc  # torch: string models only
+
+        return decode_ctc(predictor, waves, spans, offset=offset)  # type: ignore[arg-type]
     sr = predictor.audio_cfg.sr
     floors = [noise_floor(level_db(y, sr)) for y in waves] if floors is None else floors
     return decode_segments(predictor, waves, spans, floors, offset=offset)

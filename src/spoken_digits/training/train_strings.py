@@ -121,7 +121,7 @@ def train_strings(
         model.train()
         for _ in range(recordings // batch_size):
             made = [maker.make(rng) for _ in range(batch_size)]
-            x, lengths = audio.batch([y for y, _ in made])
+            x, lengths = map(torch.from_numpy, audio.batch([y for y, _ in made]))
             batch = augment(FeatureSet(x, lengths, torch.zeros(batch_size, dtype=torch.long)), generator)
             log_probs = model(batch.x, batch.lengths)  # (B, T, C + 1)
             targets = torch.tensor([label for _, said in made for label in said], dtype=torch.long)

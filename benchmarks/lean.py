@@ -1,0 +1,34 @@
+"""The lean runtime installed as a user would: a fresh virtual environment, `pip install spoken-digits` from
+this repository with its base dependencies only (numpy, soundfile, soxr, onnxruntime; no torch). Used by its
+test (tests/test_lean.py) and the runtime benchmark."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from spoken_digits.errors import SpokenDigitsError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def lean_venv(folder: Path, extras: str = "") -> Path:
+    """A new venv at `folder` holding spoken-digits (+ `extras`, e.g. "[web]") and nothing else; its bin dir."""
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+    pip = [str(folder / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    done = subprocess.run([*pip, f"{REPO}{extras}"], capture_output=True, text=True)
+    if done.returncode:
+        raise SpokenDigitsError(f"pip install {REPO}{extras} into {folder} failed:\n{done.stderr[-2000:]}")
+    return folder / "bin"
+
+
+def site_packages_mb(folder: Path, *, leave_out: tuple[str, ...] = ("pip", "setuptools", "_distutils_hack")) -> float:
+    """MB on disk of what a venv installed, without the packaging tools every venv starts with."""
+    (site,) = (folder / "lib").glob("python3*/site-packages")
+    total = 0
+    for path in site.rglob("*"):
+        top = path.relative_to(site).parts[0].split("-")[0]
+        if path.is_file() and not path.is_symlink() and top not in leave_out:
+            total += path.stat().st_size
+    return total / 1e6
