@@ -7,7 +7,7 @@ full install and pocketsphinx, in one run on one machine.
   packaged model; the full install is this venv (torch present), on the same packaged ONNX graph and, with
   --checkpoint, on the torch checkpoint it was exported from (the same answers are required of all three).
 - Cold: a new process per command (`spoken-digits predict FILE...`), median wall time over --repeats, and its
-  peak RSS (os.wait4). pocketsphinx (stock en-us model held to the ten digit words) runs the same files
+  peak RSS (GNU time). pocketsphinx (stock en-us model held to the ten digit words) runs the same files
   in a new process too. Warm: one loaded predictor, per one-word clip, detector and string decoding included.
 Writes runtime.json to --out (default docs/findings/runtime). Needs the peer extra for pocketsphinx.
 """
@@ -28,9 +28,9 @@ from typing import Any
 from benchmarks.common import clips as fsdd_clips
 from benchmarks.lean import lean_venv, site_packages_mb
 from spoken_digits.atomic import write_json
-from spoken_digits.data import fsdd
 from spoken_digits.device import machine
 
+GNU_TIME = "/usr/bin/time"  # Debian's time package
 TARGETS = {"cold_s": 1.0, "cold_mb": 150.0, "install_mb": 150.0, "warm_ms": 10.0}
 WARM = """
 import json, statistics, sys, time
@@ -61,16 +61,22 @@ for f in sys.argv[1:]:
 
 
 def cold(argv: list[str], repeats: int, env: dict[str, str] | None = None) -> dict[str, float]:
-    """Median wall seconds and the highest peak RSS (MB) of `repeats` fresh processes running `argv`."""
+    """Median wall seconds and the highest peak RSS (MB) of `repeats` fresh processes running `argv`. The
+    peak comes from GNU time (/usr/bin/time): a child forked from this process (torch loaded) would count
+    this process's pages until it execs."""
     walls, peaks = [], []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
-        walls.append(time.perf_counter() - started)
-        if status:
-            raise RuntimeError(f"{argv[:3]} failed: {process.stderr.read().decode()[-500:] if process.stderr else ''}")
-        peaks.append(usage.ru_maxrss / 1024)
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "rss"
+        for _ in range(repeats):
+            started = time.perf_counter()
+            done = subprocess.run(
+                [GNU_TIME, "-f", "%M", "-o", str(report), *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                env=env,
+            )
+            walls.append(time.perf_counter() - started)
+            if done.returncode:
+                raise RuntimeError(f"{argv[:3]} failed: {done.stderr.decode()[-500:]}")
+            peaks.append(int(report.read_text().split()[-1]) / 1024)
     return {"seconds": statistics.median(walls), "peak_mb": max(peaks)}
 
 
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="FSDD folder (default: $FSDD_ROOT)")
     parser.add_argument("--out", type=Path, default=Path("docs/findings/runtime"))
     args = parser.parse_args(argv)
-    test = [c for c in fsdd_clips(args.data) if fsdd.official_split(c) == "test"][: args.files]
+    test = [c for c in fsdd_clips(args.data) if c.take < 5][: args.files]  # takes 0-4: FSDD's official test split
     files = [str(c.path) for c in test]
     with tempfile.TemporaryDirectory() as tmp:
         lean = lean_venv(Path(tmp) / "venv")

@@ -629,6 +629,31 @@ def runtime(path: Path = RUNTIME) -> str:
     return "\n".join(lines + notes)
 
 
+def browser(path: Path = RUNTIME.parent / "browser.json") -> str:
+    """The in-browser page: same answers, download, load and per-clip time, microphone latency."""
+    data = json.loads(path.read_text())
+    n, mic, size, clip = data["files"], data["microphone"], data["download"], data["per_clip_ms"]
+    latency = mic["median_latency_ms"]
+    rows = [
+        ("same answers as the Python runtime", f"{data['same_answers']}/{n} official test clips"),
+        ("download (model, detector, onnxruntime-web)", f"{size['stored_mb']:.1f} MB, {size['gzip_mb']:.1f} MB gzip"),
+        ("cold load (files, wasm, both sessions)", f"{data['cold_load_s']:.2f} s"),
+        ("per one-word clip, warm", f"{clip['median']:.0f} ms median, {clip['p90']:.0f} ms p90"),
+        (
+            "word end to digit shown (fake microphone)",
+            "not measured" if latency is None else f"{latency:.0f} ms median over {len(mic['latency_ms'])} words",
+        ),
+    ]
+    lines = ["| what | measured |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)]
+    where = data["machine"]
+    lines += [
+        "",
+        f"*From `python -m benchmarks.browser` (onnxruntime-web {data['onnxruntime_web']}), {where['browser']} on "
+        f"{where['cpu']}, {where['cores']} cores.*",
+    ]
+    return "\n".join(lines)
+
+
 ACCURACY = {"accuracy (mean ± sd)": "test accuracy (mean ± sd)", "95% CI": "95% CI"}
 
 TABLES: dict[str, Callable[[], str]] = {
@@ -656,6 +681,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "nondigits-loso": nondigits_loso,
     "nondigits-strings": lambda: strings(ROOT / "docs" / "findings" / "nondigits" / "strings" / "strings.json"),
     "runtime": runtime,
+    "browser": browser,
 }
 
 

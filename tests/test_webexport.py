@@ -3,11 +3,8 @@ answers the Python runtime gives on the same audio."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+from benchmarks.browser import open_page, static_server
 
 from conftest import fsdd_string
 from spoken_digits.apps.cli import main
@@ -80,25 +78,8 @@ def page(tmp_path_factory) -> Iterator[str]:
         pytest.skip("npm is missing: install Debian's npm package (apt-get install npm)")
     out = tmp_path_factory.mktemp("web") / "page"
     assert main(["export", "--web", str(out)]) == 0
-    handler = functools.partial(Quiet, directory=str(out))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-
-
-class Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def ready(browser, url: str):
-    tab = browser.new_page()
-    tab.goto(url)
-    tab.wait_for_function("document.getElementById('status').textContent === 'ready'", timeout=60_000)
-    return tab
+    with static_server(out) as url:
+        yield url
 
 
 @pytest.mark.fsdd
@@ -112,7 +93,7 @@ def test_the_page_gives_the_python_runtimes_answers(page, fsdd_root):
     expected = transcribe(load_predictor(), waves)
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
-        tab = ready(browser, page)
+        tab, _ = open_page(browser, page)
         got = [
             tab.evaluate("async (y) => (await window.spokenDigits.ready).transcribe(Float32Array.from(y))", y.tolist())
             for y in waves
@@ -133,7 +114,7 @@ def test_the_page_hears_digits_from_a_fake_microphone(page, fsdd_root, tmp_path)
     sf.write(mic, y, 8000, subtype="PCM_16")
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=fake_microphone(mic), headless=True)
-        tab = ready(browser, page)
+        tab, _ = open_page(browser, page)
         tab.click("#listen")
         # the device may start mid-string, so the first utterance can be cut: wait for a whole one
         tab.wait_for_function("window.spokenDigits.heard.includes('285')", timeout=40_000)

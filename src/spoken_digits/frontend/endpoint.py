@@ -72,7 +72,8 @@ class SpeechDetector:
         for start in range(0, len(order), BATCH):
             group = order[start : start + BATCH]
             heard = [_to_detector(waves[i], sr) for i in group]
-            x = np.zeros((len(group), max(len(y) for y in heard) + SETTLE), np.float32)  # SETTLE of silence after
+            # silence after, so that every alignment covers the last sub-step: up to the next whole step, and one more
+            x = np.zeros((len(group), -(-max(len(y) for y in heard) // CHUNK) * CHUNK + CHUNK), np.float32)
             for k, y in enumerate(heard):
                 x[k, : len(y)] = y
             probs = PhasedRun(self.session, len(group)).push(x)
@@ -90,15 +91,17 @@ class PhasedRun:
     the audio comes. `push` takes the next samples of every stream (count, n) at RATE, level-normalised,
     and returns the probabilities (count, k) of the next k 8 ms sub-steps that every alignment has now
     covered (each their highest). Used whole (`SpeechDetector.probabilities`) and live (`Listener`): one
-    loop, so both hear the same. Each stream starts after SETTLE of silence; sub-step 0 is its first STEP."""
+    loop, so both hear the same. Each stream starts after SETTLE of silence; sub-step 0 is its first STEP.
+    The steps over that silence are the same for every stream and vote on no sub-step, so they run once (for
+    one stream) and their state is copied to all."""
 
     def __init__(self, session: Any, count: int = 1) -> None:
         self.session, self.count = session, count
-        lead = SETTLE + CONTEXT + (PHASES - 1) * STEP  # the silence every phase's first window reaches back into
+        lead = CONTEXT + (PHASES - 1) * STEP  # the silence every phase's first window reaches back into
         self._audio = np.zeros((count, lead), np.float32)
         self._audio_start = -lead  # stream index of _audio[:, 0]
-        self._next = -SETTLE  # where phase 0's next step starts; phase j's starts j * STEP earlier
-        self._state = np.zeros((2, count * PHASES, 128), np.float32)
+        self._next = 0  # where phase 0's next step starts; phase j's starts j * STEP earlier
+        self._state = np.tile(settled(session), (1, count, 1))
         self._votes = np.zeros((count, 0), np.float32)  # highest probability so far of sub-steps _done on
         self._done = 0  # sub-steps returned so far
         self._rate = np.array(RATE, dtype=np.int64)
@@ -131,6 +134,16 @@ class PhasedRun:
         out, self._votes = self._votes[:, : final - self._done], self._votes[:, final - self._done :]
         self._done = final
         return out
+
+
+def settled(session: Any) -> np.ndarray:
+    """The detector's state (2, PHASES, 128) for one stream after SETTLE of silence at every alignment (each
+    row of a batch is computed alone, so copying it equals running it per stream)."""
+    state = np.zeros((2, PHASES, 128), np.float32)
+    silence = np.zeros((PHASES, CONTEXT + CHUNK), np.float32)
+    for _ in range(SETTLE // CHUNK):
+        _, state = session.run(None, {"input": silence, "state": state, "sr": np.array(RATE, dtype=np.int64)})
+    return state
 
 
 def _to_detector(y: np.ndarray, sr: int) -> np.ndarray:

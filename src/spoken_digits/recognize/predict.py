@@ -153,11 +153,13 @@ class BasePredictor(ABC):
     def model_probabilities(self, prepared: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
         """Class probabilities (N, n_classes) of waveforms already endpointed and cut to length."""
         self._words_only("one word per clip")
-        out = []
+        out = np.zeros((len(prepared), len(self.classes)), dtype=np.float32)
+        order = np.argsort([len(y) for y in prepared], kind="stable")  # similar lengths share a batch: less padding
         for start in range(0, len(prepared), batch_size):
-            x, lengths = audio.batch(prepared[start : start + batch_size])
-            out.append(self.calibrated(self.logits(x, lengths)))
-        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), dtype=np.float32)
+            group = order[start : start + batch_size]
+            x, lengths = audio.batch([prepared[i] for i in group])
+            out[group] = self.calibrated(self.logits(x, lengths))
+        return out
 
     def calibrated(self, logits: np.ndarray) -> np.ndarray:
         """Class probabilities (N, n_classes) float32 from logits, at the model's temperature."""
