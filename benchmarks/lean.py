@@ -23,12 +23,16 @@ def lean_venv(folder: Path, extras: str = "") -> Path:
     return folder / "bin"
 
 
-def site_packages_mb(folder: Path, *, leave_out: tuple[str, ...] = ("pip", "setuptools", "_distutils_hack")) -> float:
-    """MB on disk of what a venv installed, without the packaging tools every venv starts with."""
+TOOLS = ("pip", "setuptools", "_distutils_hack")  # what every venv starts with
+
+
+def site_packages_mb(folder: Path, *, leave_out: tuple[str, ...] = TOOLS) -> dict[str, float]:
+    """MB on disk of what a venv installed, by top-level folder (numpy and numpy.libs count as numpy), and
+    "total"; without the packaging tools (`leave_out`)."""
     (site,) = (folder / "lib").glob("python3*/site-packages")
-    total = 0
+    sizes: dict[str, float] = {}
     for path in site.rglob("*"):
-        top = path.relative_to(site).parts[0].split("-")[0]
+        top = path.relative_to(site).parts[0].split("-")[0].split(".")[0]
         if path.is_file() and not path.is_symlink() and top not in leave_out:
-            total += path.stat().st_size
-    return total / 1e6
+            sizes[top] = sizes.get(top, 0.0) + path.stat().st_size / 1e6
+    return dict(sorted(sizes.items(), key=lambda kv: -kv[1])) | {"total": sum(sizes.values())}

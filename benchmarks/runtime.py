@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         lean = lean_venv(Path(tmp) / "venv")
         result = measure(lean, files, files[0], args.checkpoint, args.repeats)
-        result["install_mb"] = {"lean runtime": site_packages_mb(Path(tmp) / "venv")}
+        installed = site_packages_mb(Path(tmp) / "venv")
+        result["install_mb"] = {"lean runtime": installed.pop("total"), "largest": dict(list(installed.items())[:4])}
     import torch
 
     result["install_mb"]["torch alone (CPU build)"] = sum(
