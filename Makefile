@@ -30,8 +30,10 @@ voices:
 # Debian's Chromium for the real-browser tests of the web pages, and npm, which fetches onnxruntime-web for
 # export --web (best effort: without them those tests skip).
 browser:
-	@(command -v chromium && command -v npm) >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium npm >/dev/null) \
-		|| echo "note: could not install chromium and npm; the browser tests will be skipped"
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "note: could not install chromium; the browser tests will be skipped"
+	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm >/dev/null) \
+		|| echo "note: could not install npm; the in-browser page's tests will be skipped"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -36,7 +36,7 @@ from benchmarks.common import clips as fsdd_clips
 from spoken_digits.apps.webexport import ORT_WEB, export_web
 from spoken_digits.atomic import write_json
 from spoken_digits.device import machine
-from spoken_digits.recognize.predict import load_predictor
+from spoken_digits.recognize.load import load_predictor
 from spoken_digits.recognize.strings import transcribe
 
 CHROMIUM = "/usr/bin/chromium"

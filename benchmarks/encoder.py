@@ -23,7 +23,8 @@ import torch
 from benchmarks.common import Row, clips, paths
 from spoken_digits.apps.export import export_onnx
 from spoken_digits.atomic import write_json
-from spoken_digits.recognize.predict import BasePredictor, load_predictor
+from spoken_digits.recognize.load import load_predictor
+from spoken_digits.recognize.predict import BasePredictor
 
 TARGET_S = 0.020  # issue 22: one clip, file in -> digit out, <= 20 ms warm
 

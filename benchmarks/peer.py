@@ -31,7 +31,8 @@ from spoken_digits.device import machine
 from spoken_digits.errors import ParameterError, SpokenDigitsError
 from spoken_digits.evaluation.robustness import Condition, Corrupter, predicted_labels, select_conditions, tested_clips
 from spoken_digits.frontend import audio
-from spoken_digits.recognize.predict import BasePredictor, load_predictor
+from spoken_digits.recognize.load import load_predictor
+from spoken_digits.recognize.predict import BasePredictor
 
 NAMES = ("spoken-digits", "pocketsphinx")
 INSTALL = "pip install 'spoken-digits[peer]'"

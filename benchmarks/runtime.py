@@ -35,7 +35,7 @@ TARGETS = {"cold_s": 1.0, "cold_mb": 150.0, "install_mb": 150.0, "warm_ms": 10.0
 WARM = """
 import json, statistics, sys, time
 import soundfile as sf
-from spoken_digits.recognize.predict import load_predictor
+from spoken_digits.recognize.load import load_predictor
 from spoken_digits.recognize.strings import transcribe
 p = load_predictor()
 waves = [sf.read(f, dtype="float32")[0] for f in sys.argv[1:]]

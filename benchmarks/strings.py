@@ -37,7 +37,8 @@ from spoken_digits.data.splits import Fold, make_folds
 from spoken_digits.device import machine
 from spoken_digits.errors import SpokenDigitsError
 from spoken_digits.frontend import audio, corrupt
-from spoken_digits.recognize.predict import BasePredictor, load_predictor
+from spoken_digits.recognize.load import load_predictor
+from spoken_digits.recognize.predict import BasePredictor
 from spoken_digits.recognize.stream import Listener
 from spoken_digits.recognize.strings import transcribe
 from spoken_digits.recognize.words import Word

@@ -649,10 +649,26 @@ def browser(path: Path = RUNTIME.parent / "browser.json") -> str:
     where = data["machine"]
     lines += [
         "",
-        f"*From `python -m benchmarks.browser` (onnxruntime-web {data['onnxruntime_web']}), {where['browser']} on "
-        f"{where['cpu']}, {where['cores']} cores.*",
+        f"*From `python -m benchmarks.browser` (onnxruntime-web {data['onnxruntime_web']}, {where['browser']}), "
+        f"measured on {where['cpu']}, {where['cores']} cores.*",
     ]
     return "\n".join(lines)
+
+
+def reproduce(path: Path = RUNTIME.parent / "reproduce.json") -> str:
+    """make pretrained run again beside the packaged model."""
+    data = json.loads(path.read_text())
+    where = data["machine"]
+    return "\n".join([
+        "| same file (sha256) | validation accuracy, packaged / again | same answers | largest difference of p |",
+        "|---|---|---|---|",
+        f"| {'yes' if data['same_file'] else 'no'} | {data['val_accuracy']['packaged']:.3f} / "
+        f"{data['val_accuracy']['again']:.3f} | {data['same_answers']}/{data['files']} official test clips | "
+        f"{data['max_probability_difference']:.1e} |",
+        "",
+        f"*From `python -m benchmarks.pretrained`, measured on {where['cpu']}, {where['cores']} cores, "
+        f"{where['threads']} threads, torch {where['torch']}.*",
+    ])
 
 
 ACCURACY = {"accuracy (mean ± sd)": "test accuracy (mean ± sd)", "95% CI": "95% CI"}
@@ -683,6 +699,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "nondigits-strings": lambda: strings(ROOT / "docs" / "findings" / "nondigits" / "strings" / "strings.json"),
     "runtime": runtime,
     "browser": browser,
+    "reproduce": reproduce,
 }
 
 

@@ -106,7 +106,7 @@ def test_encoder_model_trains_predicts_and_exports(trained_default, synthetic_fs
     from tests.conftest import voice_string
 
     from spoken_digits.apps.export import export_onnx
-    from spoken_digits.recognize.predict import load_predictor
+    from spoken_digits.recognize.load import load_predictor
 
     metrics = json.loads((trained_default / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.8, metrics["test_accuracy"]

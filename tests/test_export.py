@@ -13,7 +13,8 @@ from spoken_digits.apps.cli import main
 from spoken_digits.config import SplitConfig
 from spoken_digits.evaluation.evaluate import evaluate_checkpoint
 from spoken_digits.models import checkpoint
-from spoken_digits.recognize.predict import OnnxPredictor, load_predictor
+from spoken_digits.recognize.load import load_predictor
+from spoken_digits.recognize.predict import OnnxPredictor
 from spoken_digits.recognize.torchmodel import Predictor, SpokenDigitClassifier
 
 CASES = {  # model, extra train options: fixed 0.5 s clips and variable-length ones

@@ -152,7 +152,7 @@ def test_risk_falls_as_only_the_surest_answers_are_kept():
 def test_a_filler_model_keeps_every_digit_single_gives_and_reports_its_calibration(trained_filler, synthetic_fsdd):
     from spoken_digits.evaluation.evaluate import evaluate_checkpoint
     from spoken_digits.frontend import audio
-    from spoken_digits.recognize.predict import load_predictor
+    from spoken_digits.recognize.load import load_predictor
     from spoken_digits.recognize.strings import transcribe
 
     predictor = load_predictor(trained_filler / "model.pt")

@@ -14,7 +14,7 @@ from tests.conftest import SR, digit_voice
 
 from spoken_digits.apps.cli import main
 from spoken_digits.apps.serve import create_app
-from spoken_digits.recognize.predict import load_predictor
+from spoken_digits.recognize.load import load_predictor
 
 WORDS = {"lights": 1, "music": 4, "stop": 8}  # each word one synthetic voice's vowels
 SPEAKERS = ("ann", "bob", "cat", "dan", "eve")

@@ -19,7 +19,7 @@ from benchmarks.lean import lean_venv
 
 from conftest import fsdd_string
 from spoken_digits.recognize.files import transcribe_files
-from spoken_digits.recognize.predict import load_predictor
+from spoken_digits.recognize.load import load_predictor
 
 TRAIN_ONLY = ("torch", "matplotlib", "onnx", "livekit", "pyroomacoustics", "silero_vad", "scipy")
 
@@ -71,7 +71,7 @@ def test_listen_and_the_python_api_without_torch(lean, recordings):
     assert listened.stdout.strip().endswith("heard: 4159")
     code = (
         "import sys, soundfile as sf, soxr\n"
-        "from spoken_digits.recognize.predict import load_predictor\n"
+        "from spoken_digits.recognize.load import load_predictor\n"
         "from spoken_digits.recognize.strings import transcribe\n"
         "from spoken_digits.recognize.stream import Listener\n"
         "p = load_predictor()\n"

@@ -14,7 +14,7 @@ from spoken_digits.apps import commands
 from spoken_digits.apps.cli import build_parser, main
 from spoken_digits.apps.export import package_model
 from spoken_digits.errors import CheckpointError, ParameterError
-from spoken_digits.recognize.predict import load_predictor
+from spoken_digits.recognize.load import load_predictor
 
 
 def test_the_card_records_the_shipped_file_and_the_command_that_made_it():
@@ -64,7 +64,7 @@ def test_only_the_packaged_recipe_becomes_the_packaged_model(trained_default, mo
 
 def test_export_takes_one_destination(trained_default, capsys):
     assert main(["export", str(trained_default / "model.pt")]) == 2
-    assert "exactly one of --onnx OUT.onnx and --package" in capsys.readouterr().err
+    assert "exactly one of --onnx OUT.onnx, --package and --web DIR" in capsys.readouterr().err
 
 
 def test_predict_needs_files_after_a_model(capsys, tmp_path):

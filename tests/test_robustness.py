@@ -25,7 +25,7 @@ from spoken_digits.evaluation.robustness import (
     stratified_subset,
 )
 from spoken_digits.frontend import audio, corrupt, talkers
-from spoken_digits.recognize.predict import load_predictor
+from spoken_digits.recognize.load import load_predictor
 
 
 def db(x: float) -> float:

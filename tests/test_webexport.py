@@ -20,7 +20,7 @@ from spoken_digits.apps.webexport import ORT_FILES, export_web, ort_web
 from spoken_digits.errors import ParameterError
 from spoken_digits.frontend import endpoint
 from spoken_digits.recognize import segment
-from spoken_digits.recognize.predict import load_predictor
+from spoken_digits.recognize.load import load_predictor
 from spoken_digits.recognize.strings import transcribe
 from test_web import CHROMIUM, fake_microphone
 

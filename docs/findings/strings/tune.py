@@ -22,7 +22,7 @@ from spoken_digits.data import fsdd
 from spoken_digits.data.splits import make_folds
 from spoken_digits.frontend import corrupt
 from spoken_digits.recognize import segment
-from spoken_digits.recognize.predict import load_predictor
+from spoken_digits.recognize.load import load_predictor
 from spoken_digits.recognize.strings import transcribe
 
 GRID = [(weight, even) for weight in (3.0, 6.0, 10.0) for even in (0.4, 0.55, 0.7)]

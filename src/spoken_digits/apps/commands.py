@@ -188,7 +188,7 @@ def _model_and_files(paths: list[Path]) -> tuple[Path | None, list[Path]]:
 
 def _load(model: Path | None, device: str = "cpu") -> Any:
     """The predictor for `model` (None: the packaged model); torch is imported only for a .pt or a GPU."""
-    from spoken_digits.recognize.predict import load_predictor
+    from spoken_digits.recognize.load import load_predictor
 
     if device != "cpu":
         from spoken_digits.device import check_device

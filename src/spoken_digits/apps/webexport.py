@@ -22,7 +22,8 @@ from spoken_digits.data.fsdd import cache_dir
 from spoken_digits.errors import ParameterError
 from spoken_digits.frontend import endpoint
 from spoken_digits.recognize import segment, words
-from spoken_digits.recognize.predict import OnnxPredictor, load_predictor
+from spoken_digits.recognize.load import load_predictor
+from spoken_digits.recognize.predict import OnnxPredictor
 
 ORT_WEB = "1.22.0"  # the onnxruntime-web release the page is built and tested with
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")

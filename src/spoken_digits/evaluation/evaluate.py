@@ -20,7 +20,7 @@ from spoken_digits.errors import ParameterError
 from spoken_digits.evaluation.calibration import calibration_report
 from spoken_digits.evaluation.report import plot_confusion
 from spoken_digits.frontend import audio
-from spoken_digits.recognize.predict import load_predictor
+from spoken_digits.recognize.load import load_predictor
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:

@@ -253,7 +253,7 @@ def benchmark_model(
 ) -> dict[str, Any]:
     """Load `model` (.pt or .onnx), run the benchmark on FSDD and write its three files to `out` (see run_benchmark)."""
     from spoken_digits.device import check_device
-    from spoken_digits.recognize.predict import load_predictor
+    from spoken_digits.recognize.load import load_predictor
 
     chosen = select_conditions(conditions, noise_dir=noise_dir is not None)  # bad names fail before any loading
     if limit is not None and limit < 1:

@@ -2,8 +2,8 @@
 
 `BasePredictor` holds what both share (config, classes, metrics, the audio steps and the answers), in
 numpy; `OnnxPredictor` runs an exported graph in ONNX Runtime, and `torchmodel.Predictor` a checkpoint
-in torch. Nothing here imports torch: with an exported model (or the packaged one) recognition needs
-only numpy, soundfile, soxr and onnxruntime (the lean runtime).
+in torch (`load.load_predictor` picks one). Nothing here imports torch: with an exported model (or the
+packaged one) recognition needs only numpy, soundfile, soxr and onnxruntime (the lean runtime).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spoken_digits import onnxrt, pretrained
+from spoken_digits import onnxrt
 from spoken_digits.config import RunConfig
 from spoken_digits.data.clips import FILLER
 from spoken_digits.errors import AudioError, CheckpointError, ParameterError
@@ -236,25 +236,3 @@ class OnnxPredictor(BasePredictor):
     def logits(self, waves: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Logits (N, n_classes) of prepared waveforms (N, L) with `lengths` (N,), from ONNX Runtime."""
         return np.asarray(self.session.run(None, {"waves": waves, "lengths": lengths})[0])
-
-
-def load_predictor(path: str | os.PathLike[str] | None = None, *, device: str = "cpu") -> BasePredictor:
-    """A predictor for a checkpoint (.pt, run in torch on `device`), an exported ONNX model (.onnx, CPU), or,
-    with no path, the packaged pretrained model (ONNX): the last two need no torch."""
-    if path is None:
-        path = pretrained.default_model()
-    if str(path).endswith(".onnx"):
-        if device.split(":")[0] != "cpu":
-            raise ParameterError(f"{path}: ONNX models run on the CPU (ONNX Runtime); drop --device {device}")
-        return OnnxPredictor(path)
-    try:
-        from spoken_digits.recognize.torchmodel import Predictor
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] != "torch":
-            raise
-        raise ParameterError(
-            f"{path}: a checkpoint (.pt) needs torch, which this install (the lean runtime) does not have: export the "
-            "model where torch is (spoken-digits export MODEL.pt --onnx MODEL.onnx) and give the .onnx, or pip install "
-            "'spoken-digits[train]'"
-        ) from None
-    return Predictor.from_file(path, device=device)

@@ -1,7 +1,7 @@
 """Digit strings from a recording: the speech detector finds stretches of speech, then a string model
 (`ctc`) or, for a word model, cutting at dips (`segment`) turns each stretch into words.
 
-    transcript = transcribe(load_predictor("model.pt"), [waveform])[0]
+    transcript = transcribe(load_predictor(), [waveform])[0]   # recognize.load: the packaged model
     transcript.text                  # "4155550192"
     [w.to_dict() for w in transcript.words]   # digit, start, end, probability, low_confidence
 """
