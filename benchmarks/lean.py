@@ -4,6 +4,7 @@ test (tests/test_lean.py) and the runtime benchmark."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +15,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def lean_venv(folder: Path, extras: str = "") -> Path:
-    """A new venv at `folder` holding spoken-digits (+ `extras`, e.g. "[web]") and nothing else; its bin dir."""
+    """A new venv at `folder` holding spoken-digits (+ `extras`, e.g. "[web]") and nothing else; its bin dir.
+    Built from a copy of what the build reads, so no build folder is left in (or read from) the checkout."""
     subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+    source = folder.parent / f"{folder.name}-source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     pip = [str(folder / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    done = subprocess.run([*pip, f"{REPO}{extras}"], capture_output=True, text=True)
+    done = subprocess.run([*pip, f"{source}{extras}"], capture_output=True, text=True)
+    shutil.rmtree(source, ignore_errors=True)
     if done.returncode:
         raise SpokenDigitsError(f"pip install {REPO}{extras} into {folder} failed:\n{done.stderr[-2000:]}")
     return folder / "bin"

@@ -47,7 +47,9 @@ def each(fn):
     for y in waves:
         t = time.perf_counter(); fn(y); times.append(time.perf_counter() - t)
     return 1000 * statistics.median(times)
+from spoken_digits.frontend import endpoint
 print(json.dumps({"string_ms": each(lambda y: transcribe(p, [y])), "single_ms": each(lambda y: p.probabilities([y])),
+                  "detector_ms": each(lambda y: endpoint.detector().probabilities([y], p.audio_cfg.sr)),
                   "torch_loaded": "torch" in sys.modules}))
 """
 SPHINX = """
@@ -95,11 +97,11 @@ def measure(lean: Path, files: list[str], one: str, checkpoint: Path | None, rep
     }
     if checkpoint is not None:
         commands["full install (torch checkpoint)"] = [str(here / "spoken-digits"), "predict", str(checkpoint)]
-    sphinx = [sys.executable, "-c", SPHINX]
+    sphinx = [sys.executable, "-c", SPHINX]  # run from the repository root: benchmarks.sphinx is importable
     result: dict[str, Any] = {"one_file": {}, "all_files": {}}
     for name, argv in {**commands, "pocketsphinx": sphinx}.items():
-        result["one_file"][name] = cold([*argv, one], repeats)
-        result["all_files"][name] = cold([*argv, *files], max(1, repeats // 2))
+        result["one_file"][name] = cold([*argv, one], repeats, env)
+        result["all_files"][name] = cold([*argv, *files], max(1, repeats // 2), env)
         print(name, result["one_file"][name], result["all_files"][name], file=sys.stderr)
     texts = {name: answers([*argv, *files], env) for name, argv in commands.items()}
     lean_texts = texts["lean runtime (packaged ONNX)"]

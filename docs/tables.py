@@ -618,7 +618,8 @@ def runtime(path: Path = RUNTIME) -> str:
     notes = [
         "",
         f"Warm, one loaded model, per one-word clip: {warm['string_ms']:.1f} ms as `predict` answers (detector, "
-        f"cutting, model), {warm['single_ms']:.1f} ms as `--single`. On disk: the lean runtime's install "
+        f"cutting, model; the detector alone {warm['detector_ms']:.1f} ms), {warm['single_ms']:.1f} ms as "
+        "`--single`. On disk: the lean runtime's install "
         f"{sizes['lean runtime']:.0f} MB ({', '.join(f'{k} {v:.0f}' for k, v in sizes['largest'].items())}); torch "
         f"alone {sizes['torch alone (CPU build)']:.0f} MB. {n} files cold: "
         f"the lean runtime is {ratio:.1f}x pocketsphinx's speed. Accuracy of the lean runtime on these official "

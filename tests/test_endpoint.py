@@ -162,3 +162,28 @@ def test_stretches_never_reach_back_into_the_one_before():
     assert endpoint.stretches(probs, SR) == [(20 * step - lead, 120 * step + trail)]
     live = endpoint.stretches(probs, SR, gap=0.06)
     assert live == [(20 * step - lead, 60 * step + trail), (60 * step + trail, 120 * step + trail)]
+
+
+def test_phased_run_equals_each_alignment_run_alone_from_silence():
+    """PhasedRun (its settling silence run once and copied, a short tail) against the plain reference: each of
+    the PHASES alignments run alone over SETTLE of silence, the clip and silence after, from a zero state, and
+    each sub-step's highest probability among the steps that cover it."""
+    session = endpoint.detector().session
+    rng = np.random.default_rng(3)
+    raw = (0.05 * rng.standard_normal(5000) * np.hanning(5000)).astype(np.float32)
+    got = endpoint.detector().probabilities([raw], endpoint.RATE)[0]
+    y = endpoint.normalise_level(raw)  # what the detector hears
+    audio = np.concatenate([np.zeros(endpoint.SETTLE + 4 * endpoint.CHUNK, np.float32), y,
+                            np.zeros(endpoint.SETTLE, np.float32)])
+    start = endpoint.SETTLE + 4 * endpoint.CHUNK  # index of the clip's first sample in `audio`
+    votes = np.zeros(-(-len(y) // endpoint.STEP), np.float32)
+    for j in range(endpoint.PHASES):
+        state = np.zeros((2, 1, 128), np.float32)
+        first = start - endpoint.SETTLE - j * endpoint.STEP  # this alignment's first step
+        for at in range(first, len(audio) - endpoint.CHUNK + 1, endpoint.CHUNK):
+            window = audio[at - endpoint.CONTEXT : at + endpoint.CHUNK][None]
+            p, state = session.run(None, {"input": window, "state": state, "sr": np.array(endpoint.RATE)})
+            lo = (at - start) // endpoint.STEP
+            for k in range(max(lo, 0), min(lo + endpoint.PHASES, len(votes))):
+                votes[k] = max(votes[k], p[0, 0])
+    np.testing.assert_array_equal(got, votes)

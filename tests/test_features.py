@@ -12,7 +12,7 @@ import torch
 from conftest import digit_voice
 from spoken_digits.config import AudioConfig, FeatureConfig, Scale, preset
 from spoken_digits.errors import ParameterError
-from spoken_digits.frontend.audio import batch
+from spoken_digits.frontend import audio
 from spoken_digits.frontend.features import (
     Featurizer,
     MelFrontend,
@@ -31,6 +31,12 @@ GRID = [  # (sr, n_fft, hop_length, n_mels, fmin, fmax)
     (16000, 1024, 256, 128, 0.0, 8000.0),
     (22050, 2048, 512, 128, 30.0, None),
 ]
+
+
+def batch(waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """`audio.batch` as the torch tensors the front end takes."""
+    x, lengths = audio.batch(waves)
+    return torch.from_numpy(x), torch.from_numpy(lengths)
 
 
 @pytest.mark.parametrize(("sr", "n_fft", "hop", "n_mels", "fmin", "fmax"), GRID)

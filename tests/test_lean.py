@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +18,8 @@ import soundfile as sf
 import soxr
 from benchmarks.lean import lean_venv
 
-from conftest import fsdd_string
+from conftest import fsdd_string, voice_string
+from spoken_digits.apps.webexport import ORT_FILES
 from spoken_digits.recognize.files import transcribe_files
 from spoken_digits.recognize.load import load_predictor
 
@@ -45,6 +47,27 @@ def recordings(fsdd_root, tmp_path_factory) -> list[Path]:
     y = fsdd_string(fsdd_root, "720", speaker="yweweler")
     sf.write(folder / "string44k.flac", soxr.resample(y, 8000, 44100), 44100)
     return [*clips, folder / "string.wav", folder / "string44k.flac"]
+
+
+def test_recognising_and_exporting_a_page_never_import_torch(tmp_path):
+    """In this (full) install too: predict, listen and export --web with the packaged model leave torch out
+    of the process, so the lean install's commands can never come to need it unnoticed."""
+    wave = tmp_path / "two.wav"
+    sf.write(wave, voice_string("27"), 8000)
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    for name in ORT_FILES:
+        (dist / name).write_bytes(b"stand-in")
+    code = "import sys; from spoken_digits.apps.cli import main; main(sys.argv[1:]); print('torch' in sys.modules)"
+    for argv in (
+        ["predict", str(wave)],
+        ["predict", str(wave), "--single", "--device", "cuda"],  # refused for ONNX before torch is asked
+        ["listen", "--file", str(wave)],
+        ["export", "--web", str(tmp_path / "page"), "--ort-web", str(dist)],
+    ):
+        done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True)
+        assert done.stdout.split()[-1] == "False", (argv, done.stdout, done.stderr)
+    assert (tmp_path / "page" / "model.onnx").is_file()
 
 
 def test_the_lean_install_holds_no_training_package(lean):

@@ -39,9 +39,10 @@ def test_the_page_holds_everything_it_loads_and_the_python_constants(fake_ort, t
     out = tmp_path / "page"
     made = export_web(out, ort_dist=fake_ort)
     names = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-    assert names == {"index.html", "recognise.js", "model.onnx", "detector.onnx", "model.json", "NOTICE.md"} | {
-        f"ort/{name}" for name in ORT_FILES
-    }
+    files = {"index.html", "recognise.js", "model.onnx", "detector.onnx", "model.json", "NOTICE.md"}
+    licences = {"LICENSE-silero-vad", "NOTICE-model.md"}  # the packaged model's attribution comes with it
+    assert names == files | licences | {f"ort/{name}" for name in ORT_FILES}
+    assert "CC BY-SA 4.0" in (out / "NOTICE.md").read_text()
     config = json.loads((out / "model.json").read_text())
     assert config == made["config"] and config["classes"] == [str(d) for d in range(10)]
     assert config["detector"]["ENTER"] == endpoint.ENTER and config["segment"]["CUT_WEIGHT"] == segment.CUT_WEIGHT
@@ -49,6 +50,13 @@ def test_the_page_holds_everything_it_loads_and_the_python_constants(fake_ort, t
     assert "https://" not in page and "http://" not in page  # nothing fetched from elsewhere when it runs
     export_web(out, ort_dist=fake_ort)  # a previous export is replaced
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+    out.rename(tmp_path / ".page.1234.old")  # an export killed between its two renames left the page aside
+    (tmp_path / ".page.1234.tmp").mkdir()  # ... and its half-written folder
+    export_web(out, ort_dist=fake_ort)
+    assert (out / "model.json").is_file() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ParameterError, match="is a file"):
+        export_web(tmp_path / "file", ort_dist=fake_ort)
 
 
 def test_bad_destinations_models_and_runtimes_are_refused(fake_ort, tmp_path, trained_default, capsys):

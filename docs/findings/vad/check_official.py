@@ -1,4 +1,6 @@
-"""Sanity: our raw-onnxruntime silero == the package's own OnnxWrapper (torch-based helper) per chunk."""
+"""Sanity: our raw-onnxruntime silero == the package's own OnnxWrapper (torch-based helper) per chunk.
+
+Needs `pip install silero-vad` (no longer a dependency: its ONNX file ships in spoken_digits/pretrained)."""
 import sys; sys.path.insert(0, "/tmp/vad-study"); sys.path.insert(0, "/tmp/vad-site")
 import conditions as C
 import numpy as np

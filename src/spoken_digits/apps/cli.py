@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeAlias
 
-from spoken_digits.apps import commands, limits, options
+from spoken_digits.apps import answering, commands, limits, options
 from spoken_digits.config import FILLER_VOICES
 from spoken_digits.errors import SpokenDigitsError
 
@@ -116,11 +116,12 @@ def _predict(sub: SubParsers) -> None:
         "probability. Unsure words and files with no digits are flagged on stderr; files that cannot be "
         "read are reported and the rest still answered; the exit status is 1 if any failed.",
     )
+    p.usage = "%(prog)s [-h] [--json] [--single] [--device DEVICE] [MODEL] FILE [FILE ...]"
     p.add_argument(
         "files",
         nargs="+",
         type=Path,
-        metavar="[MODEL] FILE",
+        metavar="FILE",
         help="audio files (wav, flac, ogg, ...; any rate and length), after an optional MODEL: a checkpoint (.pt: "
         "a word or string model) or an exported .onnx (default: the pretrained model in the package)",
     )
@@ -378,12 +379,12 @@ def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
 COMMANDS = {
     "train": commands.train,
     "evaluate": commands.evaluate,
-    "predict": commands.predict,
-    "listen": commands.listen,
+    "predict": answering.predict,
+    "listen": answering.listen,
     "train-strings": commands.train_strings,
-    "serve": commands.serve,
+    "serve": answering.serve,
     "diagnose": commands.diagnose,
-    "export": commands.export,
+    "export": answering.export,
     "study": commands.study,
     "report": commands.report,
     "models": commands.models,

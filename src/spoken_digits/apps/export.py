@@ -113,24 +113,30 @@ def package_model(source: str | os.PathLike[str]) -> dict[str, Any]:
     made = {"preset": ckpt.config.preset, "split": ckpt.config.split.name, "data": "fsdd" if on_fsdd else "other"}
     if made != PACKAGED_RECIPE:
         raise ParameterError(f"{source}: made by {made}; the packaged model is {PACKAGED_RECIPE} (make pretrained)")
-    target = pretrained.folder() / pretrained.MODEL
-    check = export_onnx(source, target)
-    data = target.read_bytes()
-    metrics = json.loads((Path(source).parent / "metrics.json").read_text())
-    card = {
-        "made_by": "make pretrained: spoken-digits train --split all --out runs/pretrained; "
-        "spoken-digits export runs/pretrained/model.pt --package",
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "bytes": len(data),
-        "data": "FSDD (Free Spoken Digit Dataset), every clip: "
-        + str(ckpt.info.get("data", "")).split(" (fsdd at ")[0],
-        "classes": ckpt.classes,
-        "temperature": ckpt.info.get("temperature", 1.0),
-        "config": ckpt.config.to_dict(),
-        "metrics": {key: metrics[key] for key in CARD_METRICS if key in metrics},
-        "export_check": check,
-        "licence": "weights: CC BY-SA 4.0 (trained on FSDD); encoder layers: Apache-2.0; see NOTICE.md",
-    }
-    write_json(pretrained.folder() / pretrained.CARD, card)
+    try:
+        metrics = json.loads((Path(source).parent / "metrics.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{source}: no readable metrics.json beside it ({exc}); train it with make pretrained"
+        ) from None
+    folder = pretrained.folder()
+    with atomic_path(folder / pretrained.MODEL) as staged:  # checked graph + card, then both replaced together
+        check = export_onnx(source, staged)
+        data = staged.read_bytes()
+        card = {
+            "made_by": "make pretrained: spoken-digits train --split all --out runs/pretrained; "
+            "spoken-digits export runs/pretrained/model.pt --package",
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+            "data": "FSDD (Free Spoken Digit Dataset), every clip (95% to train, 5% held out to fit the "
+            "temperature): " + str(ckpt.info.get("data", "")).split(" (fsdd at ")[0],
+            "classes": ckpt.classes,
+            "temperature": ckpt.info.get("temperature", 1.0),
+            "config": ckpt.config.to_dict(),
+            "metrics": {key: metrics[key] for key in CARD_METRICS if key in metrics},
+            "export_check": check,
+            "licence": "weights: CC BY-SA 4.0 (trained on FSDD); encoder layers: Apache-2.0; see NOTICE.md",
+        }
+        write_json(folder / pretrained.CARD, card)  # a card whose file is not there yet fails its sha256: refused
     pretrained.default_model.cache_clear()
     return card

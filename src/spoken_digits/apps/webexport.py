@@ -31,6 +31,13 @@ DETECTOR_KEYS = ("RATE", "CHUNK", "CONTEXT", "PHASES", "SETTLE", "ENTER", "LEAVE
                  "TRAIL", "LEVEL_DBFS", "MAX_GAIN_DB")
 SEGMENT_KEYS = ("FRAME", "MIN_WORD", "MAX_WORD", "MIN_DIP_DB", "MIN_SPACING", "CUT_WEIGHT", "DEPTH_EVEN", "FLOOR_DB",
                 "FILLER_COST")
+NOTICE = """# What this page holds, and under which licences
+
+- index.html, recognise.js: spoken-digits (MIT).
+- detector.onnx: Silero VAD's speech detector (MIT, Silero Team; LICENSE-silero-vad).
+- ort/: onnxruntime-web {ort} (MIT, Microsoft; https://github.com/microsoft/onnxruntime).
+- model.onnx: {model}.
+"""
 MARK = "spoken-digits web export"  # in model.json: an existing DIR holding it may be replaced
 
 
@@ -95,11 +102,13 @@ def export_web(out: str | os.PathLike[str], model: str | os.PathLike[str] | None
         )
     dist = ort_web(ort_dist)
     out = Path(out)
+    _recover(out)
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"{out}: is a file; give a folder for the page")
     if out.exists() and any(out.iterdir()) and not _is_export(out):
         raise ParameterError(f"{out}: exists and is not a web export; give a new or empty folder")
     tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"
     old = out.parent / f".{out.name}.{os.getpid()}.old"
-    shutil.rmtree(tmp, ignore_errors=True)
     try:
         (tmp / "ort").mkdir(parents=True)
         web = resources.files("spoken_digits.apps").joinpath("web")
@@ -107,7 +116,15 @@ def export_web(out: str | os.PathLike[str], model: str | os.PathLike[str] | None
         (tmp / "recognise.js").write_text(web.joinpath("recognise.js").read_text())
         shutil.copyfile(source, tmp / "model.onnx")
         (tmp / "detector.onnx").write_bytes(pretrained.detector_bytes())
-        shutil.copyfile(pretrained.folder() / "NOTICE.md", tmp / "NOTICE.md")
+        shutil.copyfile(pretrained.folder() / "LICENSE-silero-vad", tmp / "LICENSE-silero-vad")
+        packaged = model is None
+        if packaged:
+            shutil.copyfile(pretrained.folder() / "NOTICE.md", tmp / "NOTICE-model.md")
+        (tmp / "NOTICE.md").write_text(NOTICE.format(
+            ort=ORT_WEB,
+            model="the model packaged with spoken-digits: its weights are CC BY-SA 4.0 (trained on FSDD), its "
+            "encoder layers Apache-2.0; see NOTICE-model.md" if packaged else f"{source.name}, exported by its owner",
+        ))
         for name in ORT_FILES:
             shutil.copyfile(dist / name, tmp / "ort" / name)
         config = page_config(predictor, source.name)
@@ -123,6 +140,18 @@ def export_web(out: str | os.PathLike[str], model: str | os.PathLike[str] | None
         raise
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return {"config": config, "bytes": size}
+
+
+def _recover(out: Path) -> None:
+    """Clean up after an export that was killed: its temporary folders go, and a page it had moved aside
+    comes back when `out` is missing."""
+    for stale in out.parent.glob(f".{out.name}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for moved in sorted(out.parent.glob(f".{out.name}.*.old")):
+        if not out.exists():
+            moved.rename(out)
+        else:
+            shutil.rmtree(moved, ignore_errors=True)
 
 
 def _is_export(folder: Path) -> bool:

@@ -29,8 +29,10 @@ CHUNK, CONTEXT = 512, 64  # samples per detector step at RATE (32 ms) and the pr
 # (FSDD: 0 to 41 of 3,000 clean clips missed as the alignment moves by 8 ms; none with 4 phases).
 PHASES = 4
 STEP = CHUNK // PHASES  # samples at RATE between the probabilities `probabilities` returns (8 ms)
-# Silence put before and after each clip: the detector's state needs a few steps to settle, and misses
-# words that begin in its first step (22 of FSDD's 3,000 tightly cut clips without it, none with it).
+# Silence heard before each clip: the detector's state needs a few steps to settle, and misses words that
+# begin in its first step (22 of FSDD's 3,000 tightly cut clips without it, none with it). The same for every
+# stream, so it runs once (`settled`). After a clip, silence up to one step past its last whole step, so that
+# every alignment covers its last sub-step.
 SETTLE = 4 * CHUNK
 ENTER, LEAVE = 0.6, 0.45  # speech probability to start a run, and below which it ends (hysteresis)
 MERGE_GAP = 0.15  # s: runs closer than this are one word (the closure inside "six", "eight")

@@ -1,7 +1,8 @@
 // spoken-digits in the browser: digit strings from 16 kHz audio with onnxruntime-web, no server.
 // The same steps as the Python runtime's `transcribe` (spoken_digits/frontend/endpoint.py for the speech
-// detector, spoken_digits/recognize/segment.py for cutting stretches into words); every constant comes from
-// model.json, which `spoken-digits export --web` writes from the Python modules, so the two cannot drift.
+// detector, spoken_digits/recognize/segment.py for cutting stretches into words), ported by hand; their
+// constants come from model.json, which `spoken-digits export --web` writes from the Python modules, and
+// tests/test_webexport.py holds the page's answers to Python's on real recordings.
 /* global ort */
 
 const fround = Math.fround;
@@ -18,7 +19,9 @@ export class Recogniser {
   static async load(base = "./") {
     ort.env.wasm.numThreads = 1; // no cross-origin isolation needed; one thread is the Python runtime's too
     ort.env.wasm.wasmPaths = new URL(base + "ort/", location.href).href; // absolute: ort resolves its own way
-    const config = await (await fetch(base + "model.json")).json();
+    const response = await fetch(base + "model.json");
+    if (!response.ok) throw new Error(`model.json: ${response.status} ${response.statusText}`);
+    const config = await response.json();
     const options = { executionProviders: ["wasm"] };
     const detector = await ort.InferenceSession.create(base + "detector.onnx", options);
     const model = await ort.InferenceSession.create(base + "model.onnx", options);
