@@ -2,7 +2,8 @@
 
 DIR holds the page (offline.html as index.html, recognise.js), the model and the speech detector as ONNX,
 model.json (classes, temperature and every constant of the detector and the word cutting, read from the
-Python modules so the page cannot drift from them) and onnxruntime-web's wasm build, installed from npm at
+Python modules; the steps themselves are ported by hand, and tests/test_webexport.py holds the page's answers
+to Python's) and onnxruntime-web's wasm build, installed from npm at
 build time (`npm install onnxruntime-web@ORT_WEB` into the cache, once) or taken from --ort-web DIST; nothing
 is fetched from a CDN when the page runs. Any static host serves DIR as it is.
 """
