@@ -175,5 +175,6 @@ def test_a_word_is_not_cut_in_two_for_a_sure_filler_piece():
 
     depths, pairs = [1.0, 1.0, 1.0], [(0, 1), (0, 2), (1, 2)]  # a deep dip in the middle of the word
     scores = np.array([[0.03, 0.02, 0.95], [0.85, 0.1, 0.05], [0.9, 0.05, 0.05]])  # half: filler; whole: "0"
-    assert [(i, j) for i, j, _ in _best_cuts(depths, pairs, scores)] == [(0, 1), (1, 2)]  # no filler class
-    assert [(i, j) for i, j, _ in _best_cuts(depths, pairs, scores, filler=2)] == [(0, 2)]
+    seconds = [0.25, 0.5, 0.25]
+    assert [(i, j) for i, j, _ in _best_cuts(depths, pairs, scores, seconds)] == [(0, 1), (1, 2)]  # no filler class
+    assert [(i, j) for i, j, _ in _best_cuts(depths, pairs, scores, seconds, filler=2)] == [(0, 2)]

@@ -381,7 +381,21 @@ def test_dynamic_programming_takes_the_cuts_that_explain_the_pieces_best():
     pairs = _segmentations(bounds, sr=1000)  # 0.1 s apart: every pair is a possible word
     sure = {(0, 1): 0.95, (1, 3): 0.9, (1, 2): 0.6, (2, 3): 0.6, (0, 2): 0.3, (0, 3): 0.2}
     scores = np.array([[sure[p], 1 - sure[p]] for p in pairs])
-    assert [(i, j) for i, j, _ in _best_cuts(depths, pairs, scores)] == [(0, 1), (1, 3)]
+    seconds = [(bounds[j] - bounds[i]) / 1000 for i, j in pairs]
+    assert [(i, j) for i, j, _ in _best_cuts(depths, pairs, scores, seconds)] == [(0, 1), (1, 3)]
+
+
+def test_a_long_sure_piece_is_cut_at_a_shallow_dip_only_when_it_is_longer_than_a_word():
+    """Two touching words heard as one sure word: the dip between them is shallow, so only the piece's
+    length (over LONG_WORD) tells the two apart from one word with a dip inside it."""
+    from spoken_digits.recognize import segment
+
+    depths, pairs = [1.0, 0.3, 1.0], [(0, 1), (0, 2), (1, 2)]
+    scores = np.array([[0.99, 0.01], [0.99, 0.01], [0.01, 0.99]])  # each half sure, and the whole as sure
+    for whole, cut in ((0.5, False), (segment.LONG_WORD + 0.3, True)):
+        seconds = [whole / 2, whole, whole / 2]
+        chosen = [(i, j) for i, j, _ in segment._best_cuts(depths, pairs, scores, seconds)]
+        assert chosen == ([(0, 1), (1, 2)] if cut else [(0, 2)]), (whole, chosen)
 
 
 def test_cut_candidates_are_dips_far_enough_down_and_apart():
@@ -417,6 +431,22 @@ def test_train_strings_refuses_a_word_model_it_cannot_start_from(synthetic_fsdd,
     options = ["--out", str(tmp_path / "s"), "--data", str(synthetic_fsdd), "--no-download"]
     assert main(["train-strings", str(tmp_path / "lstm.pt"), *options]) == 2
     assert "starts from a conv1d word model" in capsys.readouterr().err
+
+
+def test_train_strings_refuses_a_word_model_with_a_filler_class(tmp_path, capsys):
+    """A filler class would become a CTC class that no training string holds: refused before any data is read."""
+    import dataclasses
+
+    from spoken_digits.models import checkpoint
+    from test_checkpoint import make_checkpoint
+
+    ckpt = make_checkpoint()
+    ckpt = dataclasses.replace(ckpt, classes=[*ckpt.classes, "_unknown_"])
+    checkpoint.save(tmp_path / "filler.pt", ckpt)
+    options = ["--out", str(tmp_path / "s"), "--data", str(tmp_path / "nowhere"), "--no-download"]
+    assert main(["train-strings", str(tmp_path / "filler.pt"), *options]) == 2
+    err = capsys.readouterr().err
+    assert "filler.pt" in err and "_unknown_" in err and "digits alone" in err
 
 
 def test_train_strings_refuses_the_default_encoder_model_and_names_the_preset_to_use(trained_default, tmp_path, capsys):

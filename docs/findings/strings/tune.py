@@ -1,16 +1,20 @@
-"""How the word-model string decoder's two weights were chosen: on training takes only.
+"""How the word-model string decoder's weights were chosen: on training takes only.
 
-    PYTHONPATH=. python docs/findings/strings/tune.py MODEL > docs/findings/strings/tune.md
+    PYTHONPATH=. python docs/findings/strings/tune.py MODEL [SEED [STRINGS]] > docs/findings/strings/tune.md
 
-Builds 60 strings per row from FSDD's official training split (the test speakers' test takes are the
-benchmark's, never used here): clean with pauses of 100-500 ms and of 0-100 ms, and pink and white
-noise at 10 dB with pauses of 0-500 ms. Then scores a grid of CUT_WEIGHT x DEPTH_EVEN
-(spoken_digits.recognize.segment) by digit error rate and whole-string accuracy.
+Builds STRINGS (default 60) strings per row, drawn from SEED (default 1), from FSDD's official training
+split (the test speakers' test takes are the benchmark's, never used here): clean with pauses of 100-500 ms
+and of 0-100 ms, and pink, white and babble (five other training takes at once) at 10 dB with pauses of
+0-500 ms. Then scores a grid of CUT_WEIGHT x DEPTH_EVEN with no length term, then LONG_WORD x LENGTH_WEIGHT
+at the weights kept (spoken_digits.recognize.segment), by digit error rate and whole-string accuracy.
+The speech detector and the word model run once: the weights change only the choice among the same pieces.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sys
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -20,38 +24,74 @@ from benchmarks.strings import Builder, Spoken, add_noise, score
 from spoken_digits.config import SplitConfig
 from spoken_digits.data import fsdd
 from spoken_digits.data.splits import make_folds
-from spoken_digits.frontend import corrupt
+from spoken_digits.frontend import corrupt, endpoint
 from spoken_digits.recognize import segment
 from spoken_digits.recognize.load import load_predictor
-from spoken_digits.recognize.strings import transcribe
+from spoken_digits.recognize.strings import decode
 
-GRID = [(weight, even) for weight in (3.0, 6.0, 10.0) for even in (0.4, 0.55, 0.7)]
+WEIGHTS = [(weight, even, 0.8, 0.0) for weight in (1.0, 1.5, 2.0, 3.0) for even in (0.4, 0.5, 0.6, 0.7)]
+LENGTHS = [(1.0, 0.6, long, cost) for long in (0.6, 0.7, 0.8, 0.9) for cost in (2.0, 5.0, 10.0)]
+GRID = WEIGHTS + LENGTHS  # (CUT_WEIGHT, DEPTH_EVEN, LONG_WORD, LENGTH_WEIGHT)
 
 
 def main() -> None:
     torch.set_num_threads(1)
     predictor = load_predictor(sys.argv[1])
+    seed = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 60
+    sr = predictor.audio_cfg.sr
     clips = fsdd_clips(None)
     fold = make_folds(fsdd.as_clips(clips), SplitConfig())[0]
-    builder, rng = Builder([clips[i] for i in fold.train], predictor.audio_cfg.sr), np.random.default_rng(1)
+    builder, rng = Builder([clips[i] for i in fold.train], sr), np.random.default_rng(seed)
     rows = {
-        "clean, 100-500 ms": [builder.build(rng, int(rng.integers(1, 11)), (0.1, 0.5)) for _ in range(60)],
-        "clean, 0-100 ms": [builder.build(rng, int(rng.integers(1, 11)), (0.0, 0.1)) for _ in range(60)],
+        "clean, 100-500 ms": [builder.build(rng, int(rng.integers(1, 11)), (0.1, 0.5)) for _ in range(n)],
+        "clean, 0-100 ms": [builder.build(rng, int(rng.integers(1, 11)), (0.0, 0.1)) for _ in range(n)],
     }
-    noisy = [builder.build(rng, int(rng.integers(1, 11)), (0.0, 0.5)) for _ in range(60)]
-    for kind in ("pink", "white"):
+    noisy = [builder.build(rng, int(rng.integers(1, 11)), (0.0, 0.5)) for _ in range(n)]
+    talkers = [builder.wave(clips[i]) for i in fold.train[::10]]
+    for kind in ("pink", "white", "babble"):
         rows[f"{kind} 10 dB"] = [
-            Spoken(s.digits, add_noise(s, corrupt.noise(kind, len(s.wave), rng), 10.0), s.words, s.sr) for s in noisy
+            Spoken(s.digits, add_noise(s, noise(kind, talkers, len(s.wave), rng), 10.0), s.words, s.sr) for s in noisy
         ]
-    print("| CUT_WEIGHT | DEPTH_EVEN | " + " | ".join(rows) + " |")
-    print("|---|---|" + "---|" * len(rows))
-    for weight, even in GRID:
-        segment.CUT_WEIGHT, segment.DEPTH_EVEN = weight, even
+    found = {}
+    for name, spoken in rows.items():
+        waves = [s.wave for s in spoken]
+        found[name] = [
+            endpoint.stretches(p, sr, n=len(y))
+            for y, p in zip(waves, endpoint.detector().probabilities(waves, sr), strict=True)
+        ]
+    remembered: dict[bytes, np.ndarray] = {}
+    model = predictor.model_probabilities
+
+    def cached(pieces: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
+        keys = [hashlib.sha1(p.tobytes()).digest() for p in pieces]
+        new = [p for k, p in zip(keys, pieces, strict=True) if k not in remembered]
+        if new:
+            remembered.update(
+                zip([hashlib.sha1(p.tobytes()).digest() for p in new], model(new, batch_size), strict=True)
+            )
+        return np.stack([remembered[k] for k in keys]) if keys else model([], batch_size)
+
+    predictor.model_probabilities = cached  # type: ignore[method-assign]
+    print("| CUT_WEIGHT | DEPTH_EVEN | LONG_WORD | LENGTH_WEIGHT | " + " | ".join(rows) + " |")
+    print("|---|---|---|---|" + "---|" * len(rows))
+    for weight, even, long, cost in GRID:
+        segment.CUT_WEIGHT, segment.DEPTH_EVEN, segment.LONG_WORD, segment.LENGTH_WEIGHT = weight, even, long, cost
         cells = []
-        for spoken in rows.values():
-            r = score([s.digits for s in spoken], [t.text for t in transcribe(predictor, [s.wave for s in spoken])])
+        for name, spoken in rows.items():
+            heard = [
+                "".join(w.label for w in words) for words, _ in decode(predictor, [s.wave for s in spoken], found[name])
+            ]
+            r = score([s.digits for s in spoken], heard)
             cells.append(f"DER {100 * r['der']:.1f}%, strings {r['string_accuracy']:.2f}")
-        print(f"| {weight:g} | {even:g} | " + " | ".join(cells) + " |", flush=True)
+        print(f"| {weight:g} | {even:g} | {long:g} | {cost:g} | " + " | ".join(cells) + " |", flush=True)
+
+
+def noise(kind: str, talkers: Sequence[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` samples of pink or white noise, or of five of `talkers` at once."""
+    if kind == "babble":
+        return corrupt.babble([talkers[int(i)] for i in rng.choice(len(talkers), 5, replace=False)], n, rng)
+    return corrupt.noise(kind, n, rng)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-thr
 DETECTOR_KEYS = ("RATE", "CHUNK", "CONTEXT", "PHASES", "SETTLE", "ENTER", "LEAVE", "MERGE_GAP", "MIN_RUN", "LEAD",
                  "TRAIL", "LEVEL_DBFS", "MAX_GAIN_DB")
 SEGMENT_KEYS = ("FRAME", "MIN_WORD", "MAX_WORD", "MIN_DIP_DB", "MIN_SPACING", "CUT_WEIGHT", "DEPTH_EVEN", "FLOOR_DB",
-                "FILLER_COST")
+                "FILLER_COST", "LONG_WORD", "LENGTH_WEIGHT")
 NOTICE = """# What this page holds, and under which licences
 
 - index.html, recognise.js: spoken-digits (MIT).

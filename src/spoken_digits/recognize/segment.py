@@ -21,8 +21,13 @@ FRAME = 0.01  # s: the level is measured in frames this long
 MIN_WORD, MAX_WORD = 0.12, 1.1  # s: shortest and longest piece a word may be (FSDD: 0.14-0.95 s with margins)
 MIN_DIP_DB = 3.0  # a cut candidate lies at least this far below the louder of its two neighbouring peaks
 MIN_SPACING = 0.08  # s between cut candidates
-CUT_WEIGHT = 3.0  # how much a cut's depth counts against the pieces' log-probabilities (tuned on training takes)
-DEPTH_EVEN = 0.7  # a dip this deep (a share of the way down to the floor) is as likely a gap as not
+# How much a cut's depth counts against the pieces' log-probabilities, and the depth that is as likely a gap as
+# not; both tuned on training takes for the calibrated default (docs/findings/strings/tune.md).
+CUT_WEIGHT = 1.0
+DEPTH_EVEN = 0.6  # a share of the way down to the floor
+# A piece longer than LONG_WORD s costs LENGTH_WEIGHT per second over: two touching words heard as one long,
+# sure word is the cutting's commonest error, and a depth alone cannot tell a shallow gap from inside a word.
+LONG_WORD, LENGTH_WEIGHT = 0.8, 5.0
 FLOOR_DB = -80.0  # the quietest noise floor assumed (a real microphone's is above it)
 # A piece the filler class wins counts as this much less likely than a word as sure: without it, a word cut
 # in two (a piece of a word being filler, confidently) outscores the whole word (FINDINGS, "Only digits").
@@ -133,7 +138,8 @@ def decode_segments(
         words: list[Word] = []
         rejected = 0
         for bounds, depths, pairs, first in plan:
-            for i, j, row in _best_cuts(depths, pairs, scores[first : first + len(pairs)], filler):
+            seconds = [(bounds[j] - bounds[i]) / sr for i, j in pairs]
+            for i, j, row in _best_cuts(depths, pairs, scores[first : first + len(pairs)], seconds, filler):
                 best = int(row.argmax())
                 if best == filler or (filler is None and row[best] < REJECT):
                     rejected += 1
@@ -145,7 +151,11 @@ def decode_segments(
 
 
 def _best_cuts(
-    depths: Sequence[float], pairs: Sequence[tuple[int, int]], scores: np.ndarray, filler: int | None = None
+    depths: Sequence[float],
+    pairs: Sequence[tuple[int, int]],
+    scores: np.ndarray,
+    seconds: Sequence[float],
+    filler: int | None = None,
 ) -> list[tuple[int, int, np.ndarray]]:
     """The pieces (i, j, class probabilities) that cover the first bound to the last with the highest total
     of log(best probability) per piece (plus log FILLER_COST where the best is the `filler` class) +
@@ -157,7 +167,8 @@ def _best_cuts(
         cut = CUT_WEIGHT * (depths[j] - DEPTH_EVEN) if j < len(depths) - 1 else 0.0
         row = scores[k]
         piece_cost = math.log(FILLER_COST) if filler is not None and int(row.argmax()) == filler else 0.0
-        total = best[i] + math.log(max(float(row.max()), 1e-9)) + piece_cost + cut
+        too_long = LENGTH_WEIGHT * max(seconds[k] - LONG_WORD, 0.0)
+        total = best[i] + math.log(max(float(row.max()), 1e-9)) + piece_cost + cut - too_long
         if total > best[j]:
             best[j], back[j] = total, (i, k)
     chosen = []

@@ -91,6 +91,12 @@ def train_strings(
             f"this one hears the {cfg.features.encoder} encoder. Its strings come from `predict`, which cuts the "
             "recording into words and runs each through it"
         )
+    digits = [str(d) for d in range(10)]
+    if sorted(word.classes) != digits:  # a filler class or other words would be CTC classes never in a target
+        raise ParameterError(
+            f"{word_model}: train-strings learns FSDD's ten digits, and this word model's classes are "
+            f"{', '.join(word.classes)}; start from a model trained on the digits alone (no --filler, no own words)"
+        )
     clips = fsdd.index(fsdd.locate(data, download=download))
     fold = make_folds(fsdd.as_clips(clips), SplitConfig())[0]
     train = [clips[i] for i in fold.train]

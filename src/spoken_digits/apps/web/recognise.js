@@ -207,15 +207,16 @@ export class Recogniser {
     return rows;
   }
 
-  bestCuts(depths, pairs, scores, filler) {
-    const { CUT_WEIGHT, DEPTH_EVEN, FILLER_COST } = this.s;
+  bestCuts(depths, pairs, scores, seconds, filler) {
+    const { CUT_WEIGHT, DEPTH_EVEN, FILLER_COST, LONG_WORD, LENGTH_WEIGHT } = this.s;
     const best = new Array(depths.length).fill(-Infinity), back = new Array(depths.length).fill(null);
     best[0] = 0;
     pairs.forEach(([i, j], k) => {
       const cut = j < depths.length - 1 ? CUT_WEIGHT * (depths[j] - DEPTH_EVEN) : 0;
       const row = scores[k], top = argmax(row);
       const pieceCost = filler !== null && top === filler ? Math.log(FILLER_COST) : 0;
-      const total = best[i] + Math.log(Math.max(row[top], 1e-9)) + pieceCost + cut;
+      const tooLong = LENGTH_WEIGHT * Math.max(seconds[k] - LONG_WORD, 0);
+      const total = best[i] + Math.log(Math.max(row[top], 1e-9)) + pieceCost + cut - tooLong;
       if (total > best[j]) { best[j] = total; back[j] = [i, k]; }
     });
     const chosen = [];
@@ -244,7 +245,8 @@ export class Recogniser {
     const filler = this.config.filler, words = [];
     let rejected = 0;
     for (const [bounds, depths, pairs, first] of plan) {
-      for (const [i, j, row] of this.bestCuts(depths, pairs, scores.slice(first, first + pairs.length), filler)) {
+      const seconds = pairs.map(([i, j]) => (bounds[j] - bounds[i]) / sr);
+      for (const [i, j, row] of this.bestCuts(depths, pairs, scores.slice(first, first + pairs.length), seconds, filler)) {
         const top = argmax(row);
         if (top === filler || (filler === null && row[top] < fround(this.config.reject))) { rejected++; continue; }
         words.push({
