@@ -1,7 +1,8 @@
 """Strings with a word model: each stretch of speech is cut into words where the sound dips, the cuts
 chosen by dynamic programming so that the word model is surest of every piece and the cuts lie in
-deep dips. Score: log(probability of the piece's best word) per piece + CUT_WEIGHT * (depth -
-DEPTH_EVEN) per cut, depth being how far a dip falls towards the recording's noise floor (0-1).
+deep dips. Score: log(probability of the piece's best word) per piece, less a cost for a piece longer than
+LONG_WORD, + CUT_WEIGHT * (depth - DEPTH_EVEN) per cut, depth being how far a dip falls towards the
+recording's noise floor (0-1).
 Works with any word model (a fixed-window one hears each piece through its window); see README,
 "Digit strings", for how it compares with a string model (`ctc`).
 """
@@ -158,8 +159,9 @@ def _best_cuts(
     filler: int | None = None,
 ) -> list[tuple[int, int, np.ndarray]]:
     """The pieces (i, j, class probabilities) that cover the first bound to the last with the highest total
-    of log(best probability) per piece (plus log FILLER_COST where the best is the `filler` class) +
-    CUT_WEIGHT * (depth - DEPTH_EVEN) per cut made (dynamic programming)."""
+    of log(best probability) per piece (plus log FILLER_COST where the best is the `filler` class, less
+    LENGTH_WEIGHT per second of `seconds[k]` over LONG_WORD) + CUT_WEIGHT * (depth - DEPTH_EVEN) per cut made
+    (dynamic programming)."""
     best = [-math.inf] * len(depths)
     back: list[tuple[int, int] | None] = [None] * len(depths)
     best[0] = 0.0
