@@ -86,9 +86,14 @@ def spoken_words(pool: Sequence[np.ndarray], rng: np.random.Generator, sr: int) 
 
 
 def splices(builder: Builder, rng: np.random.Generator) -> list[np.ndarray]:
-    """Per test speaker, non-words: one word's speech cut 35-65% of the way in, joined to another digit's
-    speech from 35-65% of the way in (the same recipe as the training filler's splices, on test takes)."""
-    sr, pool = builder.sr, []
+    """SECONDS of `splice_pool`'s non-words, spoken as `spoken_words` speaks them."""
+    return spoken_words(splice_pool(builder, rng), rng, builder.sr)
+
+
+def splice_pool(builder: Builder, rng: np.random.Generator) -> list[np.ndarray]:
+    """Per test speaker, 40 draws of non-words: one word's speech cut 35-65% of the way in, joined to another
+    digit's speech from 35-65% of the way in (the training filler's splices, on test takes)."""
+    pool = []
     for own in builder.by_speaker.values():
         clips = [c for group in own.values() for c in group]
         for _ in range(40):
@@ -99,7 +104,7 @@ def splices(builder: Builder, rng: np.random.Generator) -> list[np.ndarray]:
             (a0, a1), (b0, b1) = speech_span(torch.from_numpy(x)), speech_span(torch.from_numpy(y))
             cut_x, cut_y = (round(s + (e - s) * rng.uniform(0.35, 0.65)) for s, e in ((a0, a1), (b0, b1)))
             pool.append(np.concatenate([x[:cut_x], y[cut_y:]]))
-    return spoken_words(pool, rng, sr)
+    return pool
 
 
 def singles(predictor: BasePredictor, waves: Sequence[np.ndarray], truth: Sequence[str]) -> dict[str, Any]:

@@ -176,6 +176,13 @@ def backwards(builder: Builder, rng: np.random.Generator) -> list[np.ndarray]:
     return out
 
 
+def noise(kind: str, talkers: Sequence[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` samples of white or pink noise, or babble: five of `talkers` at once."""
+    if kind == "babble":
+        return corrupt.babble([talkers[int(i)] for i in rng.choice(len(talkers), 5, replace=False)], n, rng)
+    return corrupt.noise(kind, n, rng)
+
+
 def conditions(builder: Builder, babble: Sequence[np.ndarray], n: int, seed: int) -> dict[str, list[Spoken]]:
     """The benchmark's recordings, `n` strings per row, all drawn from `seed`."""
     rng = np.random.default_rng(seed)
@@ -188,13 +195,7 @@ def conditions(builder: Builder, babble: Sequence[np.ndarray], n: int, seed: int
         for snr in SNRS:
             noisy = []
             for s in base:
-                m = len(s.wave)
-                noise = (
-                    corrupt.babble([babble[int(i)] for i in rng.choice(len(babble), 5, replace=False)], m, rng)
-                    if kind == "babble"
-                    else corrupt.noise(kind, m, rng)
-                )
-                noisy.append(Spoken(s.digits, add_noise(s, noise, snr), s.words, s.sr))
+                noisy.append(Spoken(s.digits, add_noise(s, noise(kind, babble, len(s.wave), rng), snr), s.words, s.sr))
             rows[f"{kind}-{snr:g}db"] = noisy
     return rows
 

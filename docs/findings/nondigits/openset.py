@@ -18,20 +18,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from benchmarks.nondigits import WORDS, said, voices
-from benchmarks.strings import official_test
+from benchmarks.nondigits import WORDS, said, splice_pool, voices
+from benchmarks.strings import Builder, official_test
 
-from spoken_digits.data import tts
+from spoken_digits.data import fsdd, tts
+from spoken_digits.data.splits import Fold
 from spoken_digits.frontend import audio
 from spoken_digits.recognize.predict import BasePredictor
-from spoken_digits.training.filler import speech_span
 
 KEEP = 0.98  # of the espeak-ng digits
 
 
-def clips(builder, fold, all_clips, sr: int) -> dict[str, list[np.ndarray]]:  # type: ignore[no-untyped-def]
+def clips(builder: Builder, fold: Fold, all_clips: list[fsdd.Clip], sr: int) -> dict[str, list[np.ndarray]]:
     """Every kind of clip, keep kinds first."""
-    rng, found = np.random.default_rng(1), voices().split(",")
+    found = voices().split(",")
     sets: dict[str, list[np.ndarray]] = {}
     test = [all_clips[i] for i in fold.test]
     with tempfile.TemporaryDirectory() as tmp:
@@ -43,16 +43,7 @@ def clips(builder, fold, all_clips, sr: int) -> dict[str, list[np.ndarray]]:  # 
             mine = ",".join(v for v in found if v.startswith(engine + ":"))
             sets[f"{engine}-words"] = said(mine, WORDS, Path(tmp), sr)
     sets["reversed"] = [builder.wave(c)[::-1].copy() for c in test]
-    sets["splices"] = []
-    for own in builder.by_speaker.values():
-        takes = [c for group in own.values() for c in group]
-        for _ in range(40):
-            a, b = takes[int(rng.integers(len(takes)))], takes[int(rng.integers(len(takes)))]
-            if a.digit != b.digit:
-                x, y = builder.wave(a), builder.wave(b)
-                (a0, a1), (b0, b1) = speech_span(torch.from_numpy(x)), speech_span(torch.from_numpy(y))
-                cx, cy = (round(s + (e - s) * rng.uniform(0.35, 0.65)) for s, e in ((a0, a1), (b0, b1)))
-                sets["splices"].append(np.concatenate([x[:cx], y[cy:]]))
+    sets["splices"] = splice_pool(builder, np.random.default_rng(1))
     return sets
 
 

@@ -19,15 +19,14 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from benchmarks.common import clips as fsdd_clips
-from benchmarks.strings import Builder, Spoken, add_noise, score
+from benchmarks.strings import Builder, Spoken, add_noise, noise, score
 
 from spoken_digits.config import SplitConfig
 from spoken_digits.data import fsdd
 from spoken_digits.data.splits import make_folds
-from spoken_digits.frontend import corrupt, endpoint
 from spoken_digits.recognize import segment
 from spoken_digits.recognize.load import load_predictor
-from spoken_digits.recognize.strings import decode
+from spoken_digits.recognize.strings import decode, speech_spans
 
 WEIGHTS = [(weight, even, 0.8, 0.0) for weight in (1.0, 1.5, 2.0, 3.0) for even in (0.4, 0.5, 0.6, 0.7)]
 LENGTHS = [(1.0, 0.6, long, cost) for long in (0.6, 0.7, 0.8, 0.9) for cost in (2.0, 5.0, 10.0)]
@@ -53,23 +52,15 @@ def main() -> None:
         rows[f"{kind} 10 dB"] = [
             Spoken(s.digits, add_noise(s, noise(kind, talkers, len(s.wave), rng), 10.0), s.words, s.sr) for s in noisy
         ]
-    found = {}
-    for name, spoken in rows.items():
-        waves = [s.wave for s in spoken]
-        found[name] = [
-            endpoint.stretches(p, sr, n=len(y))
-            for y, p in zip(waves, endpoint.detector().probabilities(waves, sr), strict=True)
-        ]
+    found = {name: speech_spans([s.wave for s in spoken], sr) for name, spoken in rows.items()}
     remembered: dict[bytes, np.ndarray] = {}
     model = predictor.model_probabilities
 
     def cached(pieces: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
         keys = [hashlib.sha1(p.tobytes()).digest() for p in pieces]
-        new = [p for k, p in zip(keys, pieces, strict=True) if k not in remembered]
+        new = {k: p for k, p in zip(keys, pieces, strict=True) if k not in remembered}
         if new:
-            remembered.update(
-                zip([hashlib.sha1(p.tobytes()).digest() for p in new], model(new, batch_size), strict=True)
-            )
+            remembered.update(zip(new, model(list(new.values()), batch_size), strict=True))
         return np.stack([remembered[k] for k in keys]) if keys else model([], batch_size)
 
     predictor.model_probabilities = cached  # type: ignore[method-assign]
@@ -85,13 +76,6 @@ def main() -> None:
             r = score([s.digits for s in spoken], heard)
             cells.append(f"DER {100 * r['der']:.1f}%, strings {r['string_accuracy']:.2f}")
         print(f"| {weight:g} | {even:g} | {long:g} | {cost:g} | " + " | ".join(cells) + " |", flush=True)
-
-
-def noise(kind: str, talkers: Sequence[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
-    """`n` samples of pink or white noise, or of five of `talkers` at once."""
-    if kind == "babble":
-        return corrupt.babble([talkers[int(i)] for i in rng.choice(len(talkers), 5, replace=False)], n, rng)
-    return corrupt.noise(kind, n, rng)
 
 
 if __name__ == "__main__":

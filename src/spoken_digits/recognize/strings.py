@@ -40,11 +40,16 @@ def decode(
     return decode_segments(predictor, waves, spans, floors, offset=offset)
 
 
+def speech_spans(waves: Sequence[np.ndarray], sr: int) -> list[list[tuple[int, int]]]:
+    """The stretches of speech [a, b) the detector finds in each mono waveform at rate `sr`."""
+    probs = endpoint.detector().probabilities(waves, sr) if len(waves) else []
+    return [endpoint.stretches(p, sr, n=len(y)) for y, p in zip(waves, probs, strict=True)]
+
+
 def transcribe(predictor: BasePredictor, waves: Sequence[np.ndarray]) -> list[Transcript]:
     """The words in each mono waveform at the predictor's rate (no speech or no words: an empty transcript)."""
     sr = predictor.audio_cfg.sr
-    probs = endpoint.detector().probabilities(waves, sr) if len(waves) else []
-    spans = [endpoint.stretches(p, sr, n=len(y)) for y, p in zip(waves, probs, strict=True)]
+    spans = speech_spans(waves, sr)
     return [
         Transcript(tuple(words), len(y) / sr, rejected)
         for y, (words, rejected) in zip(waves, decode(predictor, waves, spans), strict=True)
